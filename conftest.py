@@ -7,9 +7,10 @@ honoured exactly as `nbdev_test` honours them. Switches:
     pytest --slow          # also run the `slow` cells
     pytest -k 00_forward   # one notebook
 
-One more item, `nbdev-sync`, fails when `nbdev_clean` or `nbdev_export` would change a file
-(a notebook not cleaned, or a library module out of sync with its notebook), or when README.md is
-not the rendering of `nbs/index.ipynb`.
+Two more items: `nbdev-sync` fails when `nbdev_clean` or `nbdev_export` would change a file (a
+notebook not cleaned, or a library module out of sync with its notebook), or when README.md is not
+the rendering of `nbs/index.ipynb`; `import-modules` imports every module in a fresh interpreter and
+runs pyflakes on them, so exported code cannot lean on a notebook's globals.
 """
 import io, contextlib, filecmp, os, shutil, subprocess, sys, tempfile
 from configparser import ConfigParser
@@ -65,7 +66,30 @@ class NotebookFailure(Exception): pass
 
 
 class SyncFile(pytest.File):
-    def collect(self): yield SyncItem.from_parent(self, name='nbdev-sync')
+    def collect(self):
+        yield SyncItem.from_parent(self, name='nbdev-sync')
+        yield ImportItem.from_parent(self, name='import-modules')
+
+
+class ImportItem(pytest.Item):
+    "Every library module imports in a fresh interpreter: exported code must not lean on a notebook's globals."
+    def runtest(self):
+        lib = _cfg().get('lib_path', 'latent_diffusion')
+        mods = sorted(f"{lib}.{p.stem}" for p in (ROOT/lib).glob('*.py') if not p.stem.startswith('_'))
+        code = ';'.join(f'import {m}' for m in mods)
+        r = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True)
+        if r.returncode: raise SyncFailure(f'importing the library failed:\n{r.stderr[-3000:]}')
+        # names used inside functions but defined only in a notebook cell fail later, at call time: pyflakes finds them
+        r = subprocess.run([sys.executable, '-m', 'pyflakes', *[str(p) for p in sorted((ROOT/lib).glob('*.py'))]],
+                           cwd=ROOT, capture_output=True, text=True)
+        undefined = [l for l in r.stdout.splitlines() if 'undefined name' in l]
+        if undefined: raise SyncFailure('exported code uses names it never defines or imports:\n' + '\n'.join(undefined))
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, SyncFailure): return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self): return self.path, 0, 'import every module'
 
 
 def _project_files():

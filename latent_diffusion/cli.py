@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['sample_photo', 'forward_figure', 'toy_metrics', 'demo', 'main']
 
-# %% ../nbs/10_cli.ipynb #bdf57e0e
+# %% ../nbs/10_cli.ipynb #04d4574f
 import argparse, json, math, os, sys, tempfile, time
 from pathlib import Path
 import torch
@@ -15,7 +15,7 @@ from .forward import NoiseSchedule, default_device
 from .elbo import (ToyEpsMLP, ring_of_gaussians, ring_centres, train_toy, ddpm_sample,
                                    energy_distance)
 
-# %% ../nbs/10_cli.ipynb #011c429b
+# %% ../nbs/10_cli.ipynb #e76a65b9
 def sample_photo(size:int=96) -> torch.Tensor:
     "scikit-image's astronaut photograph (it ships in the wheel), as a (1, 3, size, size) tensor in [-1, 1]."
     from skimage import data as skdata
@@ -38,7 +38,7 @@ def forward_figure(path, device=None, steps=(0, 50, 100, 250, 500, 750, 1000), s
             axs[r, c].set_title(f'{n}, t={t}', fontsize=8); axs[r, c].axis('off')
     fig.tight_layout(); fig.savefig(path, dpi=72)
 
-# %% ../nbs/10_cli.ipynb #13e59dfc
+# %% ../nbs/10_cli.ipynb #49ed591f
 def toy_metrics(samples:torch.Tensor, reference:torch.Tensor, std:float=0.08) -> dict:
     "How well 2-D samples match the ring of Gaussians: share near a mode, per-mode shares, energy distance."
     d = torch.cdist(samples, ring_centres())
@@ -82,7 +82,7 @@ def demo(out='demo', # folder for the pictures and metrics
     tmp.write_text(json.dumps(metrics, indent=2)); os.replace(tmp, out/'metrics.json')   # atomic
     return metrics
 
-# %% ../nbs/10_cli.ipynb #47f51e30
+# %% ../nbs/10_cli.ipynb #7053be8a
 def main(argv=None):
     "Entry point of the `ldm` console script."
     p = argparse.ArgumentParser(prog='ldm', description='Latent Diffusion Models, taught and implemented.')

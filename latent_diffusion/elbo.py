@@ -8,14 +8,14 @@ __all__ = ['SIGMAS', 'DECODERS', 'normal_kl', 'gaussian_log_likelihood', 'q_post
            'eps_mse_weight', 'loss_simple', 'vlb_terms', 'nll_bound', 'ddpm_sample', 'timestep_embedding',
            'ring_of_gaussians', 'ring_centres', 'ToyEpsMLP', 'train_toy', 'energy_distance']
 
-# %% ../nbs/01_elbo.ipynb #f190ca04
+# %% ../nbs/01_elbo.ipynb #27274327
 import math
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 from .forward import NoiseSchedule, extract, randn_like
 
-# %% ../nbs/01_elbo.ipynb #1658e193
+# %% ../nbs/01_elbo.ipynb #8ffa6805
 def normal_kl(mean1, logvar1, mean2, logvar2):
     "Elementwise $D_\\text{KL}(\\mathcal{N}(\\mu_1,\\sigma_1^2)\\,\\|\\,\\mathcal{N}(\\mu_2,\\sigma_2^2))$ in nats; arguments broadcast."
     ref = next(v for v in (mean1, logvar1, mean2, logvar2) if torch.is_tensor(v))   # dtype/device of the tensor arguments
@@ -29,7 +29,7 @@ def gaussian_log_likelihood(x, mean, logvar):
     # log N(x; \mu, \sigma^2) = -1/2 (log 2\pi + log \sigma^2 + (x - \mu)^2 / \sigma^2)
     return -0.5 * (math.log(2 * math.pi) + logvar + (x - mean) ** 2 * torch.exp(-logvar))
 
-# %% ../nbs/01_elbo.ipynb #889c9aee
+# %% ../nbs/01_elbo.ipynb #4d90a7e0
 def q_posterior(sched:NoiseSchedule, x0, xt, t):
     "Mean, variance and clipped log-variance of $q(\\mathbf{x}_{t-1}\\mid\\mathbf{x}_t,\\mathbf{x}_0)$; each broadcasts against `x0`."
     t = sched.check_t(t, x0)
@@ -39,13 +39,13 @@ def q_posterior(sched:NoiseSchedule, x0, xt, t):
     var = extract(sched.posterior_variance, t, x0.shape)
     return mean, var, extract(sched.posterior_log_variance_clipped, t, x0.shape)
 
-# %% ../nbs/01_elbo.ipynb #f6f7ede3
+# %% ../nbs/01_elbo.ipynb #b6a1ce53
 def prior_kl(sched:NoiseSchedule, x0):
     "$L_T = D_\\text{KL}(q(\\mathbf{x}_T\\mid\\mathbf{x}_0)\\,\\|\\,\\mathcal{N}(\\mathbf{0},\\mathbf{I}))$ per example, summed over dimensions, in nats."
     mean, var = sched.q_mean_variance(x0, sched.T)
     return normal_kl(mean, var.log(), torch.zeros_like(x0), torch.zeros_like(x0)).flatten(1).sum(1)
 
-# %% ../nbs/01_elbo.ipynb #a074ff74
+# %% ../nbs/01_elbo.ipynb #aec2f428
 def discretized_gaussian_log_likelihood(x, mean, logvar, bins:int=256):
     "Elementwise log-probability of the bin of `x` (data on `bins` levels scaled to [-1, 1]) under $\\mathcal{N}(\\mu, \\sigma^2)$."
     logvar = torch.as_tensor(logvar, dtype=x.dtype)
@@ -59,7 +59,7 @@ def discretized_gaussian_log_likelihood(x, mean, logvar, bins:int=256):
                       log_cdf_upper + torch.log1p(-torch.exp((torch.special.log_ndtr(lower) - log_cdf_upper).clamp(max=0)) + 1e-300))
     return torch.where(x < -1 + half, log_cdf_upper, torch.where(x > 1 - half, log_sf_lower, mid))
 
-# %% ../nbs/01_elbo.ipynb #7f0df73b
+# %% ../nbs/01_elbo.ipynb #92a8a6cc
 def predict_x0_from_eps(sched:NoiseSchedule, xt, t, eps):
     "The clean data implied by a noise prediction: $\\hat{\\mathbf{x}}_0 = (\\mathbf{x}_t - \\sqrt{1-\\bar\\alpha_t}\\,\\boldsymbol\\epsilon)/\\sqrt{\\bar\\alpha_t}$."
     t = sched.check_t(t, xt)
@@ -81,7 +81,7 @@ def p_logvar(sched:NoiseSchedule, t, x_shape, sigma:str='posterior'):
     if sigma == 'posterior': return extract(sched.posterior_log_variance_clipped, t, x_shape)
     raise ValueError(f"unknown sigma {sigma!r}: expected one of {SIGMAS}")
 
-# %% ../nbs/01_elbo.ipynb #04394348
+# %% ../nbs/01_elbo.ipynb #0f4e014e
 def eps_mse_weight(sched:NoiseSchedule, t, sigma:str='posterior'):
     "$\\lambda_t = \\beta_t^2 / (2\\sigma_t^2\\alpha_t(1-\\bar\\alpha_t))$, the weight that turns $L_{t-1}$ into an $\\epsilon$-MSE; shape `(B,)`."
     t = sched.check_t(t)
@@ -89,7 +89,7 @@ def eps_mse_weight(sched:NoiseSchedule, t, sigma:str='posterior'):
     # \lambda_t = \beta_t^2 / (2 \sigma_t^2 \alpha_t (1 - \bar\alpha_t))
     return sched.betas[t] ** 2 / (2 * sigma2 * sched.alphas[t] * (1 - sched.alpha_bar[t]))
 
-# %% ../nbs/01_elbo.ipynb #cc60219d
+# %% ../nbs/01_elbo.ipynb #4b63064d
 def loss_simple(eps_model, # \epsilon_\theta(x_t, t, **kwargs) -> noise prediction shaped like x_t
                 sched:NoiseSchedule,
                 x0:torch.Tensor, # (B, ...) a batch of data (or latents z)
@@ -104,7 +104,7 @@ def loss_simple(eps_model, # \epsilon_\theta(x_t, t, **kwargs) -> noise predicti
     # || \epsilon - \epsilon_\theta(x_t, t) ||^2, averaged over batch and dimensions
     return ((noise - eps_model(xt, t, **model_kwargs)) ** 2).mean()
 
-# %% ../nbs/01_elbo.ipynb #46b30228
+# %% ../nbs/01_elbo.ipynb #a490296a
 DECODERS = ('discretized', 'gaussian')
 
 def vlb_terms(eps_model, sched:NoiseSchedule, x0, t, noise=None, sigma:str='posterior',
@@ -136,24 +136,29 @@ def nll_bound(eps_model, sched:NoiseSchedule, x0, sigma:str='posterior', decoder
     total = prior + terms.sum(1)
     return dict(prior=prior, terms=terms, total=total, bpd=total / (D * math.log(2)))
 
-# %% ../nbs/01_elbo.ipynb #68577ae7
+# %% ../nbs/01_elbo.ipynb #3382da93
 @torch.no_grad()
 def ddpm_sample(eps_model, sched:NoiseSchedule, shape, # (B, ...) shape of the samples
                 sigma:str='beta', # \sigma_t^2 = \beta_t ('beta') or \tilde\beta_t ('posterior')
                 generator=None, progress:bool=True,
                 callback=None, # called as callback(t, x_t) after every step, e.g. to record a trajectory
+                clip_x0:float=None, # clip the predicted x_0 to [-clip_x0, clip_x0] (images: 1.0); None: no clipping
+                x_T=None, # start from this x_T instead of fresh noise
                 **model_kwargs):
     "DDPM's Algorithm 2: ancestral sampling from $\\mathbf{x}_T\\sim\\mathcal{N}(\\mathbf{0},\\mathbf{I})$ down to $\\mathbf{x}_0$."
-    x = randn_like(torch.empty(shape, device=sched.betas.device), generator)      # x_T ~ N(0, I)
+    x = randn_like(torch.empty(shape, device=sched.betas.device), generator) if x_T is None else x_T.clone()  # x_T ~ N(0, I)
     for t in tqdm(range(sched.T, 0, -1), disable=not progress, desc='DDPM', leave=False):
         tt = torch.full((shape[0],), t, dtype=torch.long, device=x.device)
-        mean = p_mean_from_eps(sched, x, tt, eps_model(x, tt, **model_kwargs))   # \mu_\theta(x_t, t)
+        eps = eps_model(x, tt, **model_kwargs)
+        if clip_x0 is None: mean = p_mean_from_eps(sched, x, tt, eps)            # \mu_\theta(x_t, t)
+        else:   # the same mean written as \tilde\mu_t(x_t, \hat x_0), with \hat x_0 clipped to the data range
+            mean = q_posterior(sched, predict_x0_from_eps(sched, x, tt, eps).clamp(-clip_x0, clip_x0), x, tt)[0]
         if t > 1: x = mean + (0.5 * p_logvar(sched, tt, x.shape, sigma)).exp() * randn_like(x, generator)  # + \sigma_t z
         else: x = mean                                                            # z = 0 at the last step
         if callback is not None: callback(t - 1, x)
     return x
 
-# %% ../nbs/01_elbo.ipynb #0ad9ca25
+# %% ../nbs/01_elbo.ipynb #9dc5f755
 def timestep_embedding(t:torch.Tensor, # (B,) timesteps (integers or floats)
                        dim:int, # embedding size (even)
                        max_period:float=10_000.) -> torch.Tensor: # (B, dim)
@@ -165,7 +170,7 @@ def timestep_embedding(t:torch.Tensor, # (B,) timesteps (integers or floats)
     args = t.float()[:, None] * freqs[None]                                 # (B, half)
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
-# %% ../nbs/01_elbo.ipynb #4405f034
+# %% ../nbs/01_elbo.ipynb #b15638fe
 def ring_of_gaussians(n:int, k:int=8, radius:float=1.0, std:float=0.08, generator=None):
     "`n` points from an equal mixture of `k` isotropic Gaussians on a circle, and the index of each point's mode."
     modes = torch.randint(0, k, (n,), generator=generator)
@@ -193,7 +198,7 @@ class ToyEpsMLP(nn.Module):
         for block in self.blocks: h = h + block(h)
         return self.out(h)
 
-# %% ../nbs/01_elbo.ipynb #7e25a9a5
+# %% ../nbs/01_elbo.ipynb #1d4fcd37
 def train_toy(model:nn.Module, sched:NoiseSchedule, data:torch.Tensor, # (N, dim) training points
               steps:int=4000, batch:int=512, lr:float=3e-3, seed:int=0,
               eval_data=None, # (M, dim) held-out points for the bound, or None
@@ -218,7 +223,7 @@ def train_toy(model:nn.Module, sched:NoiseSchedule, data:torch.Tensor, # (N, dim
             hist['bound_step'].append(step + 1); hist['bpd'].append(bpd)
     return hist
 
-# %% ../nbs/01_elbo.ipynb #4db34875
+# %% ../nbs/01_elbo.ipynb #e1464927
 def energy_distance(x:torch.Tensor, y:torch.Tensor) -> float:
     "Sample estimate of the energy distance $2E\\|X-Y\\| - E\\|X-X'\\| - E\\|Y-Y'\\|$ between point sets `x` (n, d) and `y` (m, d)."
     # 2 E||X - Y|| - E||X - X'|| - E||Y - Y'||
