@@ -6,7 +6,7 @@
 __all__ = ['EMA', 'save_checkpoint', 'load_checkpoint', 'TrainConfig', 'autocast_dtype', 'random_batches', 'to_device', 'fit',
            'diffusion_loss', 'digits_unet']
 
-# %% ../nbs/05_training.ipynb #bd94e846
+# %% ../nbs/05_training.ipynb #2bb592dc
 import copy, math, os, time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
@@ -18,7 +18,7 @@ from .forward import NoiseSchedule, default_device
 from .elbo import loss_simple
 from .unet import UNet
 
-# %% ../nbs/05_training.ipynb #00ad17ce
+# %% ../nbs/05_training.ipynb #2d9dbd4a
 class EMA:
     "An exponential moving average of a model's weights, $\\bar\\theta \\leftarrow \\gamma_n\\bar\\theta + (1-\\gamma_n)\\theta$, with warm-up."
     def __init__(self, model:nn.Module, decay:float=0.999, warmup:bool=True):
@@ -40,7 +40,7 @@ class EMA:
     def state_dict(self): return {'model': self.model.state_dict(), 'updates': self.updates}
     def load_state_dict(self, sd): self.model.load_state_dict(sd['model']); self.updates = int(sd['updates'])
 
-# %% ../nbs/05_training.ipynb #18bd5150
+# %% ../nbs/05_training.ipynb #43be3dd3
 def save_checkpoint(path, state:dict):
     "Write `state` (tensors, numbers, strings, lists and dicts only) to `path` atomically."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,7 +53,7 @@ def load_checkpoint(path, map_location='cpu') -> dict:
     if not Path(path).exists(): raise FileNotFoundError(f"no checkpoint at {path}")
     return torch.load(path, map_location=map_location, weights_only=True)
 
-# %% ../nbs/05_training.ipynb #e3ac244f
+# %% ../nbs/05_training.ipynb #ef110148
 @dataclass
 class TrainConfig:
     steps:int = 1000                 # optimizer steps in total (a resumed run continues up to this)
@@ -88,7 +88,7 @@ def to_device(batch, device):
     if isinstance(batch, dict): return {k: to_device(v, device) for k, v in batch.items()}
     return batch
 
-# %% ../nbs/05_training.ipynb #19898809
+# %% ../nbs/05_training.ipynb #6f14692f
 def fit(model:nn.Module, loss_fn, # loss_fn(model, batch, generator) -> scalar loss
         dataset, cfg:TrainConfig=None, device=None,
         ckpt_path=None, # checkpoint file: resumed from if it exists, written every cfg.ckpt_every steps
@@ -144,7 +144,7 @@ def diffusion_loss(sched:NoiseSchedule):
     "`loss_fn` for `fit`: $L_\\text{simple}$ on the images of an (images, labels) batch."
     return lambda model, batch, g: loss_simple(model, sched, batch[0], generator=g)
 
-# %% ../nbs/05_training.ipynb #cd44dc39
+# %% ../nbs/05_training.ipynb #e256e29d
 def digits_unet() -> UNet:
     "The small pixel-space UNet used for 32×32 digits (0.7 M parameters)."
     return UNet(in_channels=1, base_channels=16, channel_mult=(1, 2, 4), num_res_blocks=1, attention_resolutions=(4,))

@@ -6,7 +6,7 @@
 __all__ = ['group_norm', 'zero_module', 'TimestepEmbedding', 'ResBlock', 'SelfAttention2d', 'Downsample', 'Upsample',
            'UNetConfig', 'UNet', 'unet_summary', 'params_per_level']
 
-# %% ../nbs/03_unet.ipynb #ae031b3f
+# %% ../nbs/03_unet.ipynb #3295025c
 import math
 from dataclasses import dataclass, asdict
 import torch
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from .elbo import timestep_embedding
 
-# %% ../nbs/03_unet.ipynb #eaba8232
+# %% ../nbs/03_unet.ipynb #3c5a748f
 def group_norm(ch:int, groups:int=32) -> nn.GroupNorm:
     "GroupNorm with `groups` groups, or the largest divisor of `ch` below it for narrow layers."
     return nn.GroupNorm(math.gcd(groups, ch), ch, eps=1e-6)
@@ -25,7 +25,7 @@ def zero_module(m:nn.Module) -> nn.Module:
     for p in m.parameters(): nn.init.zeros_(p)
     return m
 
-# %% ../nbs/03_unet.ipynb #c94e3ea0
+# %% ../nbs/03_unet.ipynb #29535a7f
 class TimestepEmbedding(nn.Module):
     "$\\mathbf{e}_t = W_2\\,\\mathrm{SiLU}(W_1\\,\\mathrm{emb}(t))$: sinusoidal features of $t$ through a two-layer MLP."
     def __init__(self, dim:int, # sinusoidal features (the UNet's base width)
@@ -37,18 +37,21 @@ class TimestepEmbedding(nn.Module):
 
 class ResBlock(nn.Module):
     "Pre-activation residual block with the timestep embedding injected between its two convolutions."
-    def __init__(self, in_ch:int, out_ch:int, emb_dim:int, dropout:float=0.0, groups:int=32,
+    def __init__(self, in_ch:int, out_ch:int,
+                 emb_dim:int=None, # width of the timestep embedding; None: no embedding (the autoencoder's blocks)
+                 dropout:float=0.0, groups:int=32,
                  scale_shift_norm:bool=True): # AdaGN (scale and shift after the norm), else an additive bias before it
         super().__init__()
         self.scale_shift = scale_shift_norm
         self.norm1, self.conv1 = group_norm(in_ch, groups), nn.Conv2d(in_ch, out_ch, 3, padding=1)
-        self.emb = nn.Linear(emb_dim, 2 * out_ch if scale_shift_norm else out_ch)
+        self.emb = None if emb_dim is None else nn.Linear(emb_dim, 2 * out_ch if scale_shift_norm else out_ch)
         self.norm2, self.drop = group_norm(out_ch, groups), nn.Dropout(dropout)
         self.conv2 = zero_module(nn.Conv2d(out_ch, out_ch, 3, padding=1))
         self.skip = nn.Identity() if in_ch == out_ch else nn.Conv2d(in_ch, out_ch, 1)
 
-    def forward(self, x, emb):                                     # x: (B, in_ch, H, W), emb: (B, emb_dim)
+    def forward(self, x, emb=None):                                # x: (B, in_ch, H, W), emb: (B, emb_dim)
         h = self.conv1(F.silu(self.norm1(x)))                      # (B, out_ch, H, W)
+        if self.emb is None: return self.skip(x) + self.conv2(self.drop(F.silu(self.norm2(h))))
         e = self.emb(F.silu(emb))[:, :, None, None]                # W_e SiLU(e_t): (B, out_ch or 2 out_ch, 1, 1)
         if self.scale_shift:
             scale, shift = e.chunk(2, dim=1)
@@ -58,7 +61,7 @@ class ResBlock(nn.Module):
         h = self.conv2(self.drop(F.silu(h)))
         return self.skip(x) + h
 
-# %% ../nbs/03_unet.ipynb #6eb71e56
+# %% ../nbs/03_unet.ipynb #09b43beb
 class SelfAttention2d(nn.Module):
     "Multi-head self-attention over the pixels of a feature map, with a residual connection."
     def __init__(self, ch:int, num_heads:int=4, groups:int=32):
@@ -89,7 +92,7 @@ class Upsample(nn.Module):
         self.conv = nn.Conv2d(ch, ch, 3, padding=1)
     def forward(self, x, emb=None): return self.conv(F.interpolate(x, scale_factor=2, mode='nearest'))
 
-# %% ../nbs/03_unet.ipynb #7ff31e02
+# %% ../nbs/03_unet.ipynb #c30caac3
 @dataclass
 class UNetConfig:
     in_channels:int = 1              # channels of x_t (image channels, or latent channels c in an LDM)
@@ -119,7 +122,7 @@ class UNetConfig:
     @property
     def downsampling(self) -> int: return 2 ** (len(self.channel_mult) - 1)
 
-# %% ../nbs/03_unet.ipynb #7319f625
+# %% ../nbs/03_unet.ipynb #4023f871
 class UNet(nn.Module):
     "The noise predictor $\\boldsymbol\\epsilon_\\theta(\\mathbf{x}_t, t)$: a UNet with timestep embedding and self-attention."
     def __init__(self, config:UNetConfig=None, **kwargs):  # a config, or its fields as keywords
@@ -203,7 +206,7 @@ class UNet(nn.Module):
                 h = apply(layer, h)
         return self.out(h)                                       # (B, out_channels, H, W)
 
-# %% ../nbs/03_unet.ipynb #3fbc0bb3
+# %% ../nbs/03_unet.ipynb #7b3d0e22
 def unet_summary(model:UNet, shape, # input shape (B, C, H, W)
                 ) -> list:
     "Rows (module, output shape, parameters) for every block of `model` on an input of `shape`, in execution order."
