@@ -7,7 +7,7 @@ __all__ = ['AutoencoderConfig', 'Encoder', 'Decoder', 'DiagonalGaussian', 'Vecto
            'hinge_d_loss', 'hinge_g_loss', 'adaptive_weight', 'AutoencoderTrainConfig', 'AutoencoderLoss',
            'train_autoencoder']
 
-# %% ../nbs/08_autoencoder.ipynb #8844e9f2
+# %% ../nbs/08_autoencoder.ipynb #67a03404
 import math
 from dataclasses import dataclass, asdict
 import torch
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from .unet import ResBlock, SelfAttention2d, Downsample, Upsample, group_norm
 
-# %% ../nbs/08_autoencoder.ipynb #7573895e
+# %% ../nbs/08_autoencoder.ipynb #473c6d33
 @dataclass
 class AutoencoderConfig:
     in_channels:int = 3
@@ -75,7 +75,7 @@ class Decoder(nn.Module):
     @property
     def last_layer(self) -> torch.Tensor: return self.out[-1].weight     # where the adaptive weight is taken
 
-# %% ../nbs/08_autoencoder.ipynb #6c8914cc
+# %% ../nbs/08_autoencoder.ipynb #aae17ccc
 class DiagonalGaussian:
     "The posterior $q_\\mathcal{E}(z\\mid x) = \\mathcal{N}(\\mu, \\mathrm{diag}\\,\\sigma^2)$ from the encoder's (B, 2c, h, w) output."
     def __init__(self, params:torch.Tensor):
@@ -93,7 +93,7 @@ class DiagonalGaussian:
         # 1/2 (\mu^2 + \sigma^2 - 1 - log \sigma^2)
         return 0.5 * (self.mean ** 2 + self.logvar.exp() - 1.0 - self.logvar).flatten(1).sum(1)
 
-# %% ../nbs/08_autoencoder.ipynb #2b0f264f
+# %% ../nbs/08_autoencoder.ipynb #5dd1b0a9
 class VectorQuantizer(nn.Module):
     "Nearest-neighbour quantisation to a codebook of `n_codes` vectors, straight-through gradients, optional EMA updates and dead-code restarts."
     def __init__(self, n_codes:int, dim:int, beta:float=0.25, ema:bool=False, decay:float=0.99,
@@ -154,7 +154,7 @@ class VectorQuantizer(nn.Module):
         self.usage[dead] = 1.0 / self.n_codes
         if self.ema: self.embed_sum[dead] = flat[pick]; self.cluster_size[dead] = 1.0
 
-# %% ../nbs/08_autoencoder.ipynb #299fd40b
+# %% ../nbs/08_autoencoder.ipynb #eeb40213
 class Autoencoder(nn.Module):
     "The LDM's first stage: $\\tilde x = \\mathcal{D}(\\mathcal{E}(x))$ with a KL or VQ regulariser and downsampling factor $f$."
     def __init__(self, config:AutoencoderConfig=None, **kwargs):
@@ -198,7 +198,7 @@ class Autoencoder(nn.Module):
         rec, loss, info = self.decode(post, return_quant=True)
         return rec, loss, info
 
-# %% ../nbs/08_autoencoder.ipynb #c1d8293e
+# %% ../nbs/08_autoencoder.ipynb #abb6df9d
 class PatchDiscriminator(nn.Module):
     "PatchGAN $D_\\psi$: a logit per overlapping patch, (B, C, H, W) -> (B, 1, H', W')."
     def __init__(self, in_channels:int=3, ch:int=64, n_layers:int=3):
@@ -233,7 +233,7 @@ def adaptive_weight(rec_loss, g_loss, last_layer:torch.Tensor, delta:float=1e-4,
     g_adv = torch.autograd.grad(g_loss, last_layer, retain_graph=True)[0]
     return (g_rec.norm() / (g_adv.norm() + delta)).clamp(0.0, max_weight).detach()
 
-# %% ../nbs/08_autoencoder.ipynb #b70fe275
+# %% ../nbs/08_autoencoder.ipynb #794bb305
 @dataclass
 class AutoencoderTrainConfig:
     steps:int = 2000
@@ -276,7 +276,7 @@ class AutoencoderLoss(nn.Module):
         d = hinge_d_loss(self.disc(x), self.disc(rec.detach()))
         return d, {'disc': d.detach()}
 
-# %% ../nbs/08_autoencoder.ipynb #9a65db76
+# %% ../nbs/08_autoencoder.ipynb #c98fc329
 def train_autoencoder(ae:Autoencoder, dataset, cfg:AutoencoderTrainConfig=None, perceptual=None, device=None,
                       disc_channels:int=64, disc_layers:int=3, ckpt_path=None, progress:bool=True) -> dict:
     "Train the autoencoder and its discriminator with alternating steps; returns the models and a log per loss term."

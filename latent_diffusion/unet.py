@@ -6,7 +6,7 @@
 __all__ = ['group_norm', 'zero_module', 'TimestepEmbedding', 'ResBlock', 'SelfAttention2d', 'Downsample', 'Upsample',
            'UNetConfig', 'UNet', 'unet_summary', 'params_per_level']
 
-# %% ../nbs/03_unet.ipynb #3295025c
+# %% ../nbs/03_unet.ipynb #4ef9b45c
 import math
 from dataclasses import dataclass, asdict
 import torch
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from .elbo import timestep_embedding
 
-# %% ../nbs/03_unet.ipynb #3c5a748f
+# %% ../nbs/03_unet.ipynb #3fa2141b
 def group_norm(ch:int, groups:int=32) -> nn.GroupNorm:
     "GroupNorm with `groups` groups, or the largest divisor of `ch` below it for narrow layers."
     return nn.GroupNorm(math.gcd(groups, ch), ch, eps=1e-6)
@@ -25,7 +25,7 @@ def zero_module(m:nn.Module) -> nn.Module:
     for p in m.parameters(): nn.init.zeros_(p)
     return m
 
-# %% ../nbs/03_unet.ipynb #29535a7f
+# %% ../nbs/03_unet.ipynb #6511ac24
 class TimestepEmbedding(nn.Module):
     "$\\mathbf{e}_t = W_2\\,\\mathrm{SiLU}(W_1\\,\\mathrm{emb}(t))$: sinusoidal features of $t$ through a two-layer MLP."
     def __init__(self, dim:int, # sinusoidal features (the UNet's base width)
@@ -61,7 +61,7 @@ class ResBlock(nn.Module):
         h = self.conv2(self.drop(F.silu(h)))
         return self.skip(x) + h
 
-# %% ../nbs/03_unet.ipynb #09b43beb
+# %% ../nbs/03_unet.ipynb #418296a9
 class SelfAttention2d(nn.Module):
     "Multi-head self-attention over the pixels of a feature map, with a residual connection."
     def __init__(self, ch:int, num_heads:int=4, groups:int=32):
@@ -92,7 +92,7 @@ class Upsample(nn.Module):
         self.conv = nn.Conv2d(ch, ch, 3, padding=1)
     def forward(self, x, emb=None): return self.conv(F.interpolate(x, scale_factor=2, mode='nearest'))
 
-# %% ../nbs/03_unet.ipynb #c30caac3
+# %% ../nbs/03_unet.ipynb #ad0b74db
 @dataclass
 class UNetConfig:
     in_channels:int = 1              # channels of x_t (image channels, or latent channels c in an LDM)
@@ -122,7 +122,7 @@ class UNetConfig:
     @property
     def downsampling(self) -> int: return 2 ** (len(self.channel_mult) - 1)
 
-# %% ../nbs/03_unet.ipynb #4023f871
+# %% ../nbs/03_unet.ipynb #d7d17c49
 class UNet(nn.Module):
     "The noise predictor $\\boldsymbol\\epsilon_\\theta(\\mathbf{x}_t, t)$: a UNet with timestep embedding and self-attention."
     def __init__(self, config:UNetConfig=None, **kwargs):  # a config, or its fields as keywords
@@ -206,7 +206,7 @@ class UNet(nn.Module):
                 h = apply(layer, h)
         return self.out(h)                                       # (B, out_channels, H, W)
 
-# %% ../nbs/03_unet.ipynb #7b3d0e22
+# %% ../nbs/03_unet.ipynb #a5988286
 def unet_summary(model:UNet, shape, # input shape (B, C, H, W)
                 ) -> list:
     "Rows (module, output shape, parameters) for every block of `model` on an input of `shape`, in execution order."
