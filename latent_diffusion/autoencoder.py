@@ -295,7 +295,7 @@ def train_autoencoder(ae:Autoencoder, dataset, cfg:AutoencoderTrainConfig=None, 
     if ckpt_path is not None and Path(ckpt_path).exists():
         ck = load_checkpoint(ckpt_path, map_location=device)
         ae.load_state_dict(ck['ae']); disc.load_state_dict(ck['disc']); opt_ae.load_state_dict(ck['opt_ae'])
-        opt_d.load_state_dict(ck['opt_d']); g.set_state(ck['generator']); step, logs = ck['step'], ck['logs']
+        opt_d.load_state_dict(ck['opt_d']); g.set_state(ck['generator'].cpu()); step, logs = ck['step'], ck['logs']
     data = random_batches(dataset, cfg.batch_size, g)
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc='autoencoder')
     while step < cfg.steps:

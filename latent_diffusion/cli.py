@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['sample_photo', 'forward_figure', 'toy_metrics', 'toy_demo', 'write_images', 'demo', 'main']
 
-# %% ../nbs/11_cli.ipynb #2bb2e820
+# %% ../nbs/11_cli.ipynb #2b44ec0e
 import argparse, json, math, os, shutil, sys, tempfile, time
 from pathlib import Path
 import torch
@@ -15,7 +15,7 @@ from .forward import NoiseSchedule, default_device
 from .elbo import (ToyEpsMLP, ring_of_gaussians, ring_centres, train_toy, ddpm_sample,
                                    energy_distance)
 
-# %% ../nbs/11_cli.ipynb #10137b27
+# %% ../nbs/11_cli.ipynb #c0882d24
 def sample_photo(size:int=96) -> torch.Tensor:
     "scikit-image's astronaut photograph (it ships in the wheel), as a (1, 3, size, size) tensor in [-1, 1]."
     from skimage import data as skdata
@@ -83,7 +83,7 @@ def toy_demo(out='toy', # folder for the pictures and metrics
     _write_json(out/'metrics.json', metrics)
     return metrics
 
-# %% ../nbs/11_cli.ipynb #e848efed
+# %% ../nbs/11_cli.ipynb #47ce7687
 def write_images(images:torch.Tensor, # (B, C, H, W) in [-1, 1]
                  out, nrow:int=8) -> list:
     "Write `out/NNNN.png` (8-bit) for each image and `out/grid.png`; returns the paths."
@@ -100,11 +100,12 @@ def write_images(images:torch.Tensor, # (B, C, H, W) in [-1, 1]
             Image.fromarray(arr, mode='L' if im.shape[0] == 1 else 'RGB').save(tmp/f'{i:04d}.png'); names.append(f'{i:04d}.png')
         save_images(images, tmp/'grid.png', nrow=nrow); names.append('grid.png')
         out.mkdir(parents=True, exist_ok=True)
+        for old in out.glob('[0-9][0-9][0-9][0-9].png'): old.unlink()     # a previous, larger batch must not linger
         for n in names: os.replace(tmp/n, out/n)
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return [out/n for n in names]
 
-# %% ../nbs/11_cli.ipynb #b5b0a356
+# %% ../nbs/11_cli.ipynb #a79fd22a
 def demo(out='demo', # output folder: samples.png, metrics.json, model/ and the training checkpoints
          fast:bool=False, # the `tiny` recipe and no classifier: a smoke run in seconds, the pictures will be noise
          device=None, seed:int=0, guidance:float=3.0, progress:bool=True) -> dict:
@@ -138,7 +139,7 @@ def demo(out='demo', # output folder: samples.png, metrics.json, model/ and the 
     _write_json(out/'metrics.json', m)
     return m
 
-# %% ../nbs/11_cli.ipynb #357ace96
+# %% ../nbs/11_cli.ipynb #aec86c1d
 def _size(s:str):
     try:
         parts = [int(v) for v in s.lower().split('x')]
@@ -181,10 +182,18 @@ def _model_dir(ckpt) -> Path:
     p = Path(ckpt)
     return p/'model' if (p/'model'/'config.json').exists() else p
 
+def _check_device(name):
+    if name is None: return None
+    try: dev = torch.device(name)
+    except RuntimeError: raise ValueError(f"unknown device {name!r}: expected cpu, cuda, cuda:N or mps") from None
+    if dev.type == 'cuda' and not torch.cuda.is_available(): raise ValueError(f"device {name!r} asked for, but CUDA is not available here")
+    return dev
+
 def main(argv=None):
     "Entry point of the `ldm` console script (and of `python -m latent_diffusion`)."
     a = _parser().parse_args(argv)
     try:
+        a.device = _check_device(a.device)
         if a.command == 'demo':
             m = demo(a.out, fast=a.fast, device=a.device, seed=a.seed)
             print(f"device {m['device']}: trained in {m['train_minutes']} min, sampled 100 digits in {m['sample_seconds']} s")

@@ -170,7 +170,7 @@ def guided_eps(model, # model(x, t, y) -> epsilon, e.g. a ConditionedUNet
     "The guided predictor $\\tilde\\epsilon = \\epsilon(z,t,\\varnothing) + s(\\epsilon(z,t,c) - \\epsilon(z,t,\\varnothing))$ as a function of (x, t)."
     def eps(x, t):
         if scale == 1.0: return model(x, t, cond)                       # no need for the unconditional branch
-        e_uncond, e_cond = model(torch.cat([x, x]), torch.cat([t, t]), cat_condition(null_cond, cond)).chunk(2)
+        e_uncond, e_cond = model(torch.cat([x, x]), torch.cat([t, t]), cat_condition(null_cond, cond)).float().chunk(2)   # combine in fp32 even under autocast
         return e_uncond + scale * (e_cond - e_uncond)                   # \epsilon(\varnothing) + s (\epsilon(c) - \epsilon(\varnothing))
     return eps
 

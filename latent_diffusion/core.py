@@ -7,8 +7,8 @@ __all__ = ['CONDITIONINGS', 'DATASETS', 'LDMConfig', 'LDM', 'condition', 'null',
            'measure_scale_factor', 'fit_autoencoder', 'fit', 'save', 'load', 'Recipe', 'digits_model', 'recipes',
            'get_recipe', 'train_recipe']
 
-# %% ../nbs/10_core.ipynb #3f8e3c04
-import json, os, shutil, tempfile
+# %% ../nbs/10_core.ipynb #560de0f0
+import copy, json, os, shutil, tempfile
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import torch
@@ -23,7 +23,7 @@ from .conditioning import (ClassEmbedder, TextTokenizer, TextEncoder, Conditione
 from .autoencoder import Autoencoder, AutoencoderConfig, AutoencoderTrainConfig, train_autoencoder
 from .train import TrainConfig, fit as fit_loop, autocast_dtype
 
-# %% ../nbs/10_core.ipynb #6f79a02b
+# %% ../nbs/10_core.ipynb #16243c5b
 CONDITIONINGS = (None, 'class', 'text')
 
 @dataclass
@@ -71,7 +71,7 @@ class LDMConfig:
         z = self.autoencoder_config().z_channels
         return UNetConfig(in_channels=z, context_dim=None if self.conditioning is None else self.context_dim, **self.unet)
 
-# %% ../nbs/10_core.ipynb #c10b5eff
+# %% ../nbs/10_core.ipynb #0d55ce5b
 def _size_pair(size) -> tuple:
     if isinstance(size, int): return size, size
     if isinstance(size, (tuple, list)) and len(size) == 2: return int(size[0]), int(size[1])
@@ -84,7 +84,7 @@ class LDM(nn.Module):
                  tokenizer:TextTokenizer=None, # required for text conditioning
                  **kwargs):
         super().__init__()
-        c = self.config = config if config is not None else LDMConfig(**kwargs)
+        c = self.config = copy.deepcopy(config) if config is not None else LDMConfig(**kwargs)   # ours to change (scale factor)
         if autoencoder is not None:                              # built from parts: the config follows the part
             ac = asdict(autoencoder.config)
             if ac.pop('in_channels') != c.image_channels:
@@ -101,6 +101,10 @@ class LDM(nn.Module):
         else: self.eps_model = unet
         self.tokenizer = tokenizer
         self.sched = NoiseSchedule(c.schedule, T=c.T)
+
+    def train(self, mode:bool=True):
+        "Train mode for the denoiser only: the first stage stays frozen in eval mode (a VQ codebook must not drift)."
+        super().train(mode); self.autoencoder.eval(); return self
 
     @property
     def f(self) -> int: return self.autoencoder.config.f
@@ -124,6 +128,7 @@ class LDM(nn.Module):
 
     def check_size(self, size):
         H, W = _size_pair(size)
+        if H < 1 or W < 1: raise ValueError(f"image size must be positive, got {H}×{W}")
         k = self.f * 2 ** (len(self.unet.config.channel_mult) - 1)   # f, times the UNet's own downsampling
         if H % self.f or W % self.f: raise ValueError(f"image size {H}×{W} is not divisible by the downsampling factor f={self.f}")
         if H % k or W % k: raise ValueError(f"image size {H}×{W} must be divisible by {k} (f={self.f} times the UNet's downsampling)")
@@ -147,13 +152,14 @@ class LDM(nn.Module):
         if self.config.conditioning is None:
             if y is not None: raise ValueError("this LDM is unconditional: it takes no condition")
             return self.eps_model(z_t, t)
+        if y is None: raise ValueError(f"this LDM is {self.config.conditioning}-conditional: pass a condition (use null() for the unconditional one)")
         return self.eps_model(z_t, t, y)
 
     def loss(self, z0, y=None, t=None, noise=None, generator=None) -> torch.Tensor:
         "$L_\\text{LDM}$ on rescaled latents `z0` = $s\\,\\mathcal{E}(x)$ (no condition dropout: see `fit`)."
         return loss_simple(lambda zt, tt: self.eps(zt, tt, y), self.sched, z0, t=t, noise=noise, generator=generator)   # ||eps - eps_theta(z_t, t, tau(y))||^2
 
-# %% ../nbs/10_core.ipynb #938cc13c
+# %% ../nbs/10_core.ipynb #e7f342e8
 @torch.no_grad()
 def _labels(self:LDM, cond, n:int) -> torch.Tensor:
     y = torch.as_tensor(cond).long().flatten().cpu()
@@ -191,7 +197,7 @@ def null(self:LDM, n:int, negative=None):
 
 LDM._labels, LDM._prompts, LDM.condition, LDM.null = _labels, _prompts, condition, null
 
-# %% ../nbs/10_core.ipynb #2c4eb5d4
+# %% ../nbs/10_core.ipynb #e646bc42
 @torch.no_grad()
 def sample(self:LDM, n:int=None, # number of images; default: one per label/prompt in `cond`
            cond=None, # labels (int, list, tensor) or prompts (str, list of str); None: unconditional
@@ -213,28 +219,31 @@ def sample(self:LDM, n:int=None, # number of images; default: one per label/prom
     if guidance != 1.0:
         if c.conditioning is None: raise ValueError("guidance needs a conditional model; this LDM is unconditional")
         if c.p_uncond == 0: raise ValueError("guidance needs a model trained with condition dropout (p_uncond > 0); this one used p_uncond = 0")
-    if negative is not None and guidance == 1.0: raise ValueError("a negative prompt only acts through guidance: pass guidance != 1")
+    if negative is not None and (guidance == 1.0 or cond is None): raise ValueError("a negative prompt only acts through guidance: pass a prompt and guidance != 1")
+    if cond is None and c.conditioning is not None and c.p_uncond == 0:
+        raise ValueError("this model was trained without condition dropout (p_uncond = 0), so it cannot sample unconditionally: pass cond")
     H, W = self.check_size(size if size is not None else c.image_size)
     y = self.condition(cond, n)
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
     shape = (n, self.z_channels, H // self.f, W // self.f)
     z_T = torch.randn(shape, generator=gen).to(self.device)             # z_T ~ N(0, I), drawn on the CPU
     was_training = self.training; self.eval()
-    if c.conditioning is None: eps = lambda z, t: self.eps(z, t)
-    elif cond is None or guidance == 1.0: eps = lambda z, t: self.eps(z, t, y)
-    else: eps = guided_eps(self.eps_model, y, self.null(n, negative), guidance)   # eps(0) + s (eps(c) - eps(0))
-    amp = autocast_dtype(self.device)
-    def eps_fp32(z, t):
-        with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None): return eps(z, t).float()
-    z0 = run_sampler(eps_fp32, self.sched, shape, sampler=sampler, steps=steps, eta=eta, generator=gen,
-                     progress=progress, x_T=z_T)
-    self.train(was_training)
-    x = self.decode(z0)
+    try:
+        if c.conditioning is None: eps = lambda z, t: self.eps(z, t)
+        elif cond is None or guidance == 1.0: eps = lambda z, t: self.eps(z, t, y)
+        else: eps = guided_eps(self.eps_model, y, self.null(n, negative), guidance)   # eps(0) + s (eps(c) - eps(0))
+        amp = autocast_dtype(self.device)
+        def eps_fp32(z, t):
+            with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None): return eps(z, t).float()
+        z0 = run_sampler(eps_fp32, self.sched, shape, sampler=sampler, steps=steps, eta=eta, generator=gen,
+                         progress=progress, x_T=z_T)
+        x = self.decode(z0)
+    finally: self.train(was_training)
     return (x, z0) if return_latents else x
 
 LDM.sample = sample
 
-# %% ../nbs/10_core.ipynb #c9b0e150
+# %% ../nbs/10_core.ipynb #f60698e9
 class LatentDataset(Dataset):
     "The rescaled latents $z = s\\,\\mathcal{E}(x)$ of an (image, condition) dataset, encoded once; items are (z, condition)."
     def __init__(self, ldm:LDM, dataset, batch_size:int=256, progress:bool=False):
@@ -251,10 +260,12 @@ class LatentDataset(Dataset):
 @torch.no_grad()
 def measure_scale_factor(self:LDM, dataset, n:int=1024) -> float:
     "Set and return $s = 1/\\mathrm{std}(\\mathcal{E}(x))$ over (up to) `n` training images."
-    self.config.scale_factor = None                                       # measure the raw latents
-    idx = torch.linspace(0, len(dataset) - 1, min(n, len(dataset))).long().tolist()
-    x = torch.stack([dataset[i][0] for i in idx]).to(self.device)
-    z = torch.cat([self.encode(x[i:i + 256]) for i in range(0, len(x), 256)])
+    old, self.config.scale_factor = self.config.scale_factor, None        # measure the raw latents
+    try:
+        idx = torch.linspace(0, len(dataset) - 1, min(n, len(dataset))).long().tolist()
+        x = torch.stack([dataset[i][0] for i in idx]).to(self.device)
+        z = torch.cat([self.encode(x[i:i + 256]) for i in range(0, len(x), 256)])
+    except Exception: self.config.scale_factor = old; raise
     self.config.scale_factor = 1.0 / z.float().std().item()              # s = 1 / std(z)
     return self.config.scale_factor
 
@@ -294,7 +305,7 @@ def fit(self:LDM, dataset, # (image, label or caption) items, images in [-1, 1]
 
 LDM.measure_scale_factor, LDM.fit_autoencoder, LDM._ldm_loss_fn, LDM.fit = measure_scale_factor, fit_autoencoder, _ldm_loss_fn, fit
 
-# %% ../nbs/10_core.ipynb #5cb8d6ee
+# %% ../nbs/10_core.ipynb #f634bc91
 def save(self:LDM, path):
     "Write config, weights (safetensors) and tokenizer to the folder `path`, atomically."
     from safetensors.torch import save_file
@@ -306,6 +317,7 @@ def save(self:LDM, path):
         save_file(weights, str(tmp/'model.safetensors'))
         if self.tokenizer is not None: self.tokenizer.save(tmp/'tokenizer.json')
         old = path.with_name(f'.{path.name}.old')
+        if old.exists(): shutil.rmtree(old)                               # left by an interrupted save
         if path.exists(): os.replace(path, old)
         os.replace(tmp, path)
         if old.exists(): shutil.rmtree(old)
@@ -320,16 +332,22 @@ def load(cls, path, device=None) -> LDM:
     path = Path(path)
     if not (path/'config.json').is_file() or not (path/'model.safetensors').is_file():
         raise FileNotFoundError(f"no LDM checkpoint at {path}: expected config.json and model.safetensors (written by LDM.save)")
-    try: config = LDMConfig.from_dict(json.loads((path/'config.json').read_text()))
-    except (ValueError, TypeError) as e: raise ValueError(f"corrupt checkpoint {path}: config.json is not a valid LDM config ({e})") from None
+    try:
+        d = json.loads((path/'config.json').read_text())
+        if not isinstance(d, dict): raise ValueError(f"expected a JSON object, got {type(d).__name__}")
+        config = LDMConfig.from_dict(d)
+    except Exception as e: raise ValueError(f"corrupt checkpoint {path}: config.json is not a valid LDM config ({e})") from None
     tokenizer = None
     if config.conditioning == 'text':
         if not (path/'tokenizer.json').is_file(): raise FileNotFoundError(f"text-conditional checkpoint {path} lacks tokenizer.json")
-        tokenizer = TextTokenizer.from_file(path/'tokenizer.json', max_length=config.max_length)
+        try: tokenizer = TextTokenizer.from_file(path/'tokenizer.json', max_length=config.max_length)
+        except Exception as e: raise ValueError(f"corrupt checkpoint {path}: tokenizer.json cannot be read ({e})") from None
     try: weights = load_file(str(path/'model.safetensors'), device='cpu')
     except Exception as e: raise ValueError(f"corrupt checkpoint {path}: model.safetensors cannot be read ({e})") from None
-    model = cls(config, tokenizer=tokenizer)
-    missing, unexpected = model.load_state_dict(weights, strict=False)
+    try:
+        model = cls(config, tokenizer=tokenizer)
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+    except Exception as e: raise ValueError(f"checkpoint {path}: the weights do not fit the model its config describes ({str(e)[:200]})") from None
     missing = [k for k in missing if not k.startswith('sched.')]
     if missing or unexpected:
         raise ValueError(f"checkpoint {path} does not match its config: missing {missing[:3]}, unexpected {unexpected[:3]}")
@@ -337,7 +355,7 @@ def load(cls, path, device=None) -> LDM:
 
 LDM.save, LDM.load = save, load
 
-# %% ../nbs/10_core.ipynb #b9693d2a
+# %% ../nbs/10_core.ipynb #1a4df148
 def _digits(): from latent_diffusion.data import Digits; return Digits('train')
 def _captions(): from latent_diffusion.data import CaptionedDigits; return CaptionedDigits('train')
 def _shapes(): from latent_diffusion.data import Shapes; return Shapes(n=512, size=16)
@@ -359,6 +377,7 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, d:dict) -> 'Recipe':
+        if not isinstance(d, dict): raise ValueError(f"a recipe is a JSON object, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown: raise ValueError(f"unknown recipe keys {unknown}: expected some of {sorted(known)}")
@@ -367,8 +386,8 @@ class Recipe:
             if 'model' in d: d['model'] = LDMConfig.from_dict(d['model'])
             if 'autoencoder_train' in d: d['autoencoder_train'] = AutoencoderTrainConfig(**d['autoencoder_train'])
             if 'train' in d: d['train'] = TrainConfig(**d['train'])
-        except TypeError as e: raise ValueError(f"invalid recipe: {e}") from None
-        return cls(**d)
+            return cls(**d)
+        except (TypeError, AttributeError) as e: raise ValueError(f"invalid recipe: {e}") from None
 
     def to_dict(self) -> dict: return asdict(self)
 
@@ -411,7 +430,13 @@ def get_recipe(name_or_file) -> Recipe:
 def train_recipe(recipe:Recipe, out, device=None, progress:bool=True):
     "Train both stages of `recipe` into the folder `out` (resuming from its checkpoints); returns (LDM, logs)."
     import copy
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
+    if (out/'recipe.json').exists():
+        try: before = json.loads((out/'recipe.json').read_text())
+        except json.JSONDecodeError: before = None
+        if before != json.loads(json.dumps(recipe.to_dict())):
+            raise ValueError(f"{out} holds a run of a different recipe (see {out/'recipe.json'}): resume it with that recipe or choose another output folder")
+    out.mkdir(parents=True, exist_ok=True)
     (out/'recipe.json').write_text(json.dumps(recipe.to_dict(), indent=2))
     data, cfg, tokenizer = DATASETS[recipe.data](), copy.deepcopy(recipe.model), None
     if cfg.conditioning == 'text':

@@ -36,8 +36,11 @@ def show_images(x:torch.Tensor, # (B, C, H, W) images in [-1, 1]
 
 def save_images(x:torch.Tensor, path, nrow:int=8):
     "Save a batch of images in [-1, 1] as one PNG grid."
-    from torchvision.utils import save_image
-    save_image(to_pixel_range(x.detach().cpu()), path, nrow=nrow, padding=1, pad_value=1.0)
+    from PIL import Image
+    grid = make_grid(to_pixel_range(x.detach().cpu()), nrow=nrow, padding=1, pad_value=1.0)   # (3, H, W) even for 1 channel
+    px = (grid * 255).round().clamp(0, 255).to(torch.uint8)
+    img = Image.fromarray(px[0].numpy(), mode='L') if x.shape[1] == 1 else Image.fromarray(px.permute(1, 2, 0).numpy(), mode='RGB')
+    img.save(path)                                                   # grayscale stays grayscale
 
 # %% ../nbs/02_data.ipynb #31f245a1
 @functools.lru_cache(maxsize=1)

@@ -106,7 +106,8 @@ def fit(model:nn.Module, loss_fn, # loss_fn(model, batch, generator) -> scalar l
     if ckpt_path is not None and Path(ckpt_path).exists():                   # resume exactly where we stopped
         ck = load_checkpoint(ckpt_path, map_location=device)
         model.load_state_dict(ck['model']); ema.load_state_dict(ck['ema']); opt.load_state_dict(ck['opt'])
-        sched.load_state_dict(ck['lr_sched']); scaler.load_state_dict(ck['scaler']); g.set_state(ck['generator'])
+        sched.load_state_dict(ck['lr_sched']); g.set_state(ck['generator'].cpu())   # the data/noise generator lives on the CPU
+        if ck['scaler']: scaler.load_state_dict(ck['scaler'])                  # empty unless fp16 was used
         step, hist = ck['step'], ck['history']
 
     def checkpoint():
