@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['sample_photo', 'forward_figure', 'toy_metrics', 'toy_demo', 'write_images', 'demo', 'main']
 
-# %% ../nbs/11_cli.ipynb #2b44ec0e
+# %% ../nbs/11_cli.ipynb #03014e88
 import argparse, json, math, os, shutil, sys, tempfile, time
 from pathlib import Path
 import torch
@@ -15,7 +15,7 @@ from .forward import NoiseSchedule, default_device
 from .elbo import (ToyEpsMLP, ring_of_gaussians, ring_centres, train_toy, ddpm_sample,
                                    energy_distance)
 
-# %% ../nbs/11_cli.ipynb #c0882d24
+# %% ../nbs/11_cli.ipynb #64062163
 def sample_photo(size:int=96) -> torch.Tensor:
     "scikit-image's astronaut photograph (it ships in the wheel), as a (1, 3, size, size) tensor in [-1, 1]."
     from skimage import data as skdata
@@ -83,7 +83,7 @@ def toy_demo(out='toy', # folder for the pictures and metrics
     _write_json(out/'metrics.json', metrics)
     return metrics
 
-# %% ../nbs/11_cli.ipynb #47ce7687
+# %% ../nbs/11_cli.ipynb #ddc61c74
 def write_images(images:torch.Tensor, # (B, C, H, W) in [-1, 1]
                  out, nrow:int=8) -> list:
     "Write `out/NNNN.png` (8-bit) for each image and `out/grid.png`; returns the paths."
@@ -105,7 +105,7 @@ def write_images(images:torch.Tensor, # (B, C, H, W) in [-1, 1]
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return [out/n for n in names]
 
-# %% ../nbs/11_cli.ipynb #a79fd22a
+# %% ../nbs/11_cli.ipynb #36573987
 def demo(out='demo', # output folder: samples.png, metrics.json, model/ and the training checkpoints
          fast:bool=False, # the `tiny` recipe and no classifier: a smoke run in seconds, the pictures will be noise
          device=None, seed:int=0, guidance:float=3.0, progress:bool=True) -> dict:
@@ -139,7 +139,7 @@ def demo(out='demo', # output folder: samples.png, metrics.json, model/ and the 
     _write_json(out/'metrics.json', m)
     return m
 
-# %% ../nbs/11_cli.ipynb #aec86c1d
+# %% ../nbs/11_cli.ipynb #5d2bdadf
 def _size(s:str):
     try:
         parts = [int(v) for v in s.lower().split('x')]
