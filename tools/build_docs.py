@@ -23,11 +23,28 @@ def chapters():
     return [NBS/'index.ipynb'] + nbs
 
 
+def _exec_only_exports_and_show_doc():
+    """nbdev's docs processors execute exported cells, `show_doc` cells *and every cell with an import*; the last
+    would rerun tests and `slow` training cells out of context. Keep the first two only: the stored outputs of the
+    other cells are what the docs show."""
+    import ast
+    import nbdev.processors as P
+    def _do_eval(cell):
+        if P.cell_lang(cell) != 'python' or cell.cell_type != 'code' or not cell.source: return
+        if 'nbdev_export' + '()' in cell.source: return
+        trees = cell.parsed_()
+        if not trees or cell.directives_.get('eval:', [''])[0].lower() == 'false': return
+        if cell.directives_.keys() & {'export', 'exports', 'exporti', 'exec_doc'}: return True
+        if P._show_docs(trees): return True
+    P._do_eval = _do_eval
+
+
 def process(path):
     "Read a notebook and apply nbdev's documentation processors; the title block becomes markdown."
     from execnb.nbio import read_nb
     from nbdev.processors import FilterDefaults
     nb = read_nb(path)
+    _exec_only_exports_and_show_doc()
     FilterDefaults()(nb)
     fm = getattr(nb, 'frontmatter_', {}) or {}
     title, desc = fm.get('title', path.stem), fm.get('description', '')
