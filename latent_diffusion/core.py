@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['CONDITIONINGS', 'DATASETS', 'LDMConfig', 'LDM', 'condition', 'null', 'sample', 'LatentDataset',
-           'measure_scale_factor', 'fit_autoencoder', 'fit', 'save', 'load', 'Recipe', 'digits_model', 'recipes',
-           'get_recipe', 'train_recipe']
+           'measure_scale_factor', 'fit_autoencoder', 'fit', 'save', 'load', 'downsample', 'LowResPairs', 'Recipe',
+           'digits_model', 'recipes', 'get_recipe', 'train_recipe']
 
 # %% ../nbs/10_core.ipynb #560de0f0
 import copy, json, os, shutil, tempfile
@@ -19,12 +19,12 @@ from .elbo import loss_simple
 from .unet import UNet, UNetConfig
 from .samplers import sample as run_sampler, SAMPLERS
 from .conditioning import (ClassEmbedder, TextTokenizer, TextEncoder, ConditionedUNet, guided_eps,
-                                           drop_labels)
+                                           drop_labels, concat_condition)
 from .autoencoder import Autoencoder, AutoencoderConfig, AutoencoderTrainConfig, train_autoencoder
 from .train import TrainConfig, fit as fit_loop, autocast_dtype
 
 # %% ../nbs/10_core.ipynb #16243c5b
-CONDITIONINGS = (None, 'class', 'text')
+CONDITIONINGS = (None, 'class', 'text', 'concat')
 
 @dataclass
 class LDMConfig:
@@ -36,7 +36,9 @@ class LDMConfig:
                                                    attention_resolutions=(1, 2), groups=16))   # UNetConfig kwargs
     schedule:str = 'linear'          # beta schedule of the diffusion in latent space
     T:int = 1000
-    conditioning:str = None          # None, 'class' (ClassEmbedder) or 'text' (TextEncoder); cross-attention either way
+    conditioning:str = None          # None, 'class' (ClassEmbedder) or 'text' (TextEncoder): cross-attention;
+                                     # 'concat': an image at the latent's size concatenated to z_t (super-resolution, inpainting)
+    concat_channels:int = 1          # channels of the concatenated condition
     n_classes:int = 10               # class conditioning
     context_dim:int = 64             # width of the tokens tau_theta(y)
     text_depth:int = 2               # text conditioning: transformer blocks, heads, max tokens, vocabulary
@@ -69,6 +71,8 @@ class LDMConfig:
     def autoencoder_config(self) -> AutoencoderConfig: return AutoencoderConfig(in_channels=self.image_channels, **self.autoencoder)
     def unet_config(self) -> UNetConfig:
         z = self.autoencoder_config().z_channels
+        if self.conditioning == 'concat':                        # [z_t; y] in, epsilon for z_t out
+            return UNetConfig(in_channels=z + self.concat_channels, out_channels=z, context_dim=None, **self.unet)
         return UNetConfig(in_channels=z, context_dim=None if self.conditioning is None else self.context_dim, **self.unet)
 
 # %% ../nbs/10_core.ipynb #0d55ce5b
@@ -153,6 +157,7 @@ class LDM(nn.Module):
             if y is not None: raise ValueError("this LDM is unconditional: it takes no condition")
             return self.eps_model(z_t, t)
         if y is None: raise ValueError(f"this LDM is {self.config.conditioning}-conditional: pass a condition (use null() for the unconditional one)")
+        if self.config.conditioning == 'concat': return self.eps_model(concat_condition(z_t, y), t)   # epsilon_theta([z_t; y], t)
         return self.eps_model(z_t, t, y)
 
     def loss(self, z0, y=None, t=None, noise=None, generator=None) -> torch.Tensor:
@@ -179,6 +184,7 @@ def _prompts(self:LDM, cond, n:int):
 def condition(self:LDM, cond, n:int):
     "The model's input for `cond` (labels or prompts), repeated to `n` samples, checked against what the model accepts."
     kind = self.config.conditioning
+    if kind == 'concat': return self._image_condition(cond, n)
     if cond is None: return None if kind is None else self.null(n)
     if kind is None: raise ValueError("this LDM is unconditional: it takes no label or prompt")
     is_text = isinstance(cond, str) or (isinstance(cond, (list, tuple)) and len(cond) and isinstance(cond[0], str))
@@ -188,14 +194,25 @@ def condition(self:LDM, cond, n:int):
     if not is_text: raise ValueError("this LDM is text-conditional: pass a prompt, not labels")
     return self._prompts(cond, n)
 
+def _image_condition(self:LDM, cond, n:int):
+    c = self.config
+    if not torch.is_tensor(cond) or cond.ndim != 4:
+        raise ValueError(f"this LDM is conditioned on an image: pass a (B, {c.concat_channels}, h, w) tensor in [-1, 1], got {type(cond).__name__} {tuple(getattr(cond, 'shape', ()))}")
+    if cond.shape[1] != c.concat_channels: raise ValueError(f"the conditioning image must have {c.concat_channels} channels, got {cond.shape[1]}")
+    if len(cond) != n: raise ValueError(f"got {len(cond)} conditioning images for {n} samples")
+    lo, hi = cond.min().item(), cond.max().item()
+    if lo < -1.001 or hi > 1.001: raise ValueError(f"the conditioning image must have values in [-1, 1], got [{lo:.3g}, {hi:.3g}]")
+    return cond.to(self.device)
+
 def null(self:LDM, n:int, negative=None):
     "The null condition $\\varnothing$ for `n` samples: the null class, or the empty prompt (or a `negative` prompt)."
+    if self.config.conditioning in (None, 'concat'): raise ValueError(f"a model with conditioning={self.config.conditioning!r} has no null condition")
     if self.config.conditioning == 'class':
         if negative is not None: raise ValueError("negative prompts need a text-conditional LDM")
         return self.eps_model.tau.null(n, self.device)
     return self._prompts('' if negative is None else negative, n)
 
-LDM._labels, LDM._prompts, LDM.condition, LDM.null = _labels, _prompts, condition, null
+LDM._labels, LDM._prompts, LDM._image_condition, LDM.condition, LDM.null = _labels, _prompts, _image_condition, condition, null
 
 # %% ../nbs/10_core.ipynb #e646bc42
 @torch.no_grad()
@@ -212,6 +229,12 @@ def sample(self:LDM, n:int=None, # number of images; default: one per label/prom
     "Generate images in [-1, 1], (n, C, H, W)."
     c = self.config
     if sampler not in SAMPLERS: raise ValueError(f"unknown sampler {sampler!r}: expected one of {SAMPLERS}")
+    if c.conditioning == 'concat':
+        if cond is None: raise ValueError("this LDM is conditioned by concatenation: pass cond, the conditioning image (B, C, h, w)")
+        if torch.is_tensor(cond) and cond.ndim == 4:
+            if size is None: size = (cond.shape[-2] * self.f, cond.shape[-1] * self.f)    # one latent pixel per condition pixel
+            if n is None: n = len(cond)
+        if guidance != 1.0: raise ValueError("guidance needs a null condition; a concat-conditioned model has none")
     if n is None:
         if cond is None or isinstance(cond, (int, str)): raise ValueError("pass n, the number of images (or a list of labels/prompts)")
         n = len(cond)
@@ -220,7 +243,7 @@ def sample(self:LDM, n:int=None, # number of images; default: one per label/prom
         if c.conditioning is None: raise ValueError("guidance needs a conditional model; this LDM is unconditional")
         if c.p_uncond == 0: raise ValueError("guidance needs a model trained with condition dropout (p_uncond > 0); this one used p_uncond = 0")
     if negative is not None and (guidance == 1.0 or cond is None): raise ValueError("a negative prompt only acts through guidance: pass a prompt and guidance != 1")
-    if cond is None and c.conditioning is not None and c.p_uncond == 0:
+    if cond is None and c.conditioning not in (None, 'concat') and c.p_uncond == 0:
         raise ValueError("this model was trained without condition dropout (p_uncond = 0), so it cannot sample unconditionally: pass cond")
     H, W = self.check_size(size if size is not None else c.image_size)
     y = self.condition(cond, n)
@@ -288,6 +311,7 @@ def _ldm_loss_fn(self:LDM):
         elif c.conditioning == 'text':
             keep = torch.rand(len(y), generator=g) >= c.p_uncond
             y = tuple(v.to(z0.device) for v in self.tokenizer([p if k else '' for p, k in zip(y, keep)]))
+        elif c.conditioning == 'concat': y = y.to(z0.device)          # the spatial condition, never dropped
         else: y = None
         return self.loss(z0, y, generator=g)
     return loss_fn
@@ -359,7 +383,24 @@ LDM.save, LDM.load = save, load
 def _digits(): from latent_diffusion.data import Digits; return Digits('train')
 def _captions(): from latent_diffusion.data import CaptionedDigits; return CaptionedDigits('train')
 def _shapes(): from latent_diffusion.data import Shapes; return Shapes(n=512, size=16)
-DATASETS = {'digits': _digits, 'digits-captions': _captions, 'shapes': _shapes}   # built-in, offline
+
+def downsample(x:torch.Tensor, factor:int=4) -> torch.Tensor:
+    "Bicubic, antialiased downsampling by `factor` (the LDM-SR degradation), clamped to [-1, 1]."
+    import torch.nn.functional as F
+    if x.shape[-1] % factor or x.shape[-2] % factor: raise ValueError(f"image size {tuple(x.shape[-2:])} is not divisible by the factor {factor}")
+    return F.interpolate(x, scale_factor=1 / factor, mode='bicubic', antialias=True, align_corners=False).clamp(-1, 1)
+
+class LowResPairs(Dataset):
+    "(image, its ×`factor` bicubic downsampling) pairs of an (image, label) dataset: the super-resolution task."
+    def __init__(self, dataset, factor:int=4):
+        self.dataset, self.factor = dataset, factor
+        self.low = torch.cat([downsample(torch.stack([dataset[j][0] for j in range(i, min(i + 512, len(dataset)))]), factor)
+                              for i in range(0, len(dataset), 512)])
+    def __len__(self): return len(self.dataset)
+    def __getitem__(self, i): return self.dataset[i][0], self.low[i]
+
+def _digits_sr(): return LowResPairs(_digits(), 4)
+DATASETS = {'digits': _digits, 'digits-captions': _captions, 'shapes': _shapes, 'digits-sr': _digits_sr}   # built-in, offline
 
 @dataclass
 class Recipe:
@@ -413,6 +454,7 @@ def recipes() -> dict:
     return {'digits-class': _recipe('class', 'digits', 800, 2000),          # the demo: about 12 minutes on 2 CPU cores
             'digits': _recipe(None, 'digits', 800, 2000),
             'digits-text': _recipe('text', 'digits-captions', 800, 2500, max_length=8),
+            'digits-sr': _recipe('concat', 'digits-sr', 800, 1500, p_uncond=0.0, concat_channels=1),   # ×4 super-resolution
             'tiny': _recipe('class', 'digits', 16, 16, **tiny)}            # the --fast smoke run: seconds
 
 def get_recipe(name_or_file) -> Recipe:
@@ -432,8 +474,8 @@ def train_recipe(recipe:Recipe, out, device=None, progress:bool=True):
     import copy
     out = Path(out)
     if (out/'recipe.json').exists():
-        try: before = json.loads((out/'recipe.json').read_text())
-        except json.JSONDecodeError: before = None
+        try: before = json.loads(json.dumps(Recipe.from_dict(json.loads((out/'recipe.json').read_text())).to_dict()))   # defaults filled in:
+        except (json.JSONDecodeError, ValueError): before = None                                  # new fields don't count as changes
         if before != json.loads(json.dumps(recipe.to_dict())):
             raise ValueError(f"{out} holds a run of a different recipe (see {out/'recipe.json'}): resume it with that recipe or choose another output folder")
     out.mkdir(parents=True, exist_ok=True)
