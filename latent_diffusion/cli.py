@@ -88,17 +88,13 @@ def toy_demo(out='toy', # folder for the pictures and metrics
 def write_images(images:torch.Tensor, # (B, C, H, W) in [-1, 1]
                  out, nrow:int=8) -> list:
     "Write `out/NNNN.png` (8-bit) for each image and `out/grid.png`; returns the paths."
-    from PIL import Image
-    from latent_diffusion.data import save_images, to_pixel_range
+    from latent_diffusion.data import save_images, to_pil
     if images.ndim != 4 or images.shape[1] not in (1, 3): raise ValueError(f"expected (B, 1 or 3, H, W) images, got {tuple(images.shape)}")
     out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f'.{out.name}.tmp'))
     try:
-        px = (to_pixel_range(images.detach().cpu()) * 255).round().clamp(0, 255).to(torch.uint8)   # [-1, 1] -> 0..255
-        names = []
-        for i, im in enumerate(px):
-            arr = im[0].numpy() if im.shape[0] == 1 else im.permute(1, 2, 0).numpy()
-            Image.fromarray(arr, mode='L' if im.shape[0] == 1 else 'RGB').save(tmp/f'{i:04d}.png'); names.append(f'{i:04d}.png')
+        names = [f'{i:04d}.png' for i in range(len(images))]
+        for im, name in zip(images, names): to_pil(im).save(tmp/name)      # 8-bit, grayscale or RGB
         save_images(images, tmp/'grid.png', nrow=nrow); names.append('grid.png')
         out.mkdir(parents=True, exist_ok=True)
         for old in out.glob('[0-9][0-9][0-9][0-9].png'): old.unlink()     # a previous, larger batch must not linger
@@ -156,7 +152,7 @@ def _parser():
     d.add_argument('--out', default='demo', help='output folder (default: demo)')
     d.add_argument('--fast', action='store_true', help='a tiny smoke run that finishes in seconds')
     t = sub.add_parser('train', help='train a built-in recipe or a recipe file')
-    t.add_argument('--config', required=True, help='recipe name (digits-class, digits, digits-text, tiny) or a .json file')
+    t.add_argument('--config', required=True, help='recipe name (digits-class, digits, digits-text, digits-sr, tiny) or a .json file')
     t.add_argument('--out', required=True, help='output folder: checkpoints, model/, metrics.json')
     s = sub.add_parser('sample', help='draw images from a trained model')
     s.add_argument('--ckpt', required=True, help='a model folder (written by LDM.save) or a training folder holding model/')
@@ -237,8 +233,8 @@ def main(argv=None):
             up = ldm.sample(cond=x, steps=a.steps, seed=a.seed).cpu()
             out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True)
             tmp = out.with_name(f'.{out.name}.tmp.png')
-            px = ((up[0] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-            Image.fromarray(px[0].numpy(), 'L').save(tmp) if px.shape[0] == 1 else Image.fromarray(px.permute(1, 2, 0).numpy(), 'RGB').save(tmp)
+            from latent_diffusion.data import to_pil
+            to_pil(up[0]).save(tmp)
             os.replace(tmp, out)                                                                   # atomic
             print(f"upscaled {img.size[0]}×{img.size[1]} to {up.shape[-1]}×{up.shape[-2]}: wrote {out}")
         elif a.command == 'toy':
