@@ -152,7 +152,7 @@ def _parser():
     d.add_argument('--out', default='demo', help='output folder (default: demo)')
     d.add_argument('--fast', action='store_true', help='a tiny smoke run that finishes in seconds')
     t = sub.add_parser('train', help='train a built-in recipe or a recipe file')
-    t.add_argument('--config', required=True, help='recipe name (digits-class, digits, digits-text, digits-sr, tiny) or a .json file')
+    t.add_argument('--config', required=True, help='recipe name (digits-class, digits, digits-text, digits-sr, digits-inpaint, shapes-text, tiny) or a .json file')
     t.add_argument('--out', required=True, help='output folder: checkpoints, model/, metrics.json')
     s = sub.add_parser('sample', help='draw images from a trained model')
     s.add_argument('--ckpt', required=True, help='a model folder (written by LDM.save) or a training folder holding model/')
@@ -172,10 +172,23 @@ def _parser():
     u.add_argument('--image', required=True, help='low-resolution PNG (grayscale or RGB, as the model expects)')
     u.add_argument('--steps', type=int, default=50, help='DDIM steps (default 50)')
     u.add_argument('--out', required=True, help='output PNG')
+    i = sub.add_parser('inpaint', help='fill in the white region of a mask PNG with an inpainting model (recipe digits-inpaint)')
+    i.add_argument('--ckpt', required=True, help='an inpainting model folder, or a training folder holding model/')
+    i.add_argument('--image', required=True, help='PNG to inpaint (grayscale or RGB, as the model expects)')
+    i.add_argument('--mask', required=True, help='PNG of the same size: white (>= 128) where to fill in, black where to keep')
+    i.add_argument('--steps', type=int, default=50, help='DDIM steps (default 50)')
+    i.add_argument('--out', required=True, help='output PNG')
+    e = sub.add_parser('eval', help='score a digits model against the held-out digits: FD, IS, precision, recall, class accuracy')
+    e.add_argument('--ckpt', required=True, help='a model folder, or a training folder holding model/')
+    e.add_argument('--n', type=int, default=500, help='samples to draw (default 500; class models: balanced classes)')
+    e.add_argument('--guidance', type=float, default=1.0, help='classifier-free guidance scale (default 1: none)')
+    e.add_argument('--steps', type=int, default=50, help='DDIM steps (default 50)')
+    e.add_argument('--judge', default=None, help='digit classifier checkpoint for features (default CKPT/judge.pt, trained on first use)')
+    e.add_argument('--out', default=None, help='metrics JSON (default CKPT/eval.json)')
     y = sub.add_parser('toy', help='the forward process and a 2-D DDPM (the ELBO chapter)')
     y.add_argument('--out', default='toy', help='output folder (default: toy)')
     y.add_argument('--fast', action='store_true', help='a tiny smoke run')
-    for q in (d, t, s, u, y):
+    for q in (d, t, s, u, i, e, y):
         q.add_argument('--device', default=None, help='cpu, cuda, cuda:1, mps ... (default: the best available)')
         q.add_argument('--seed', type=int, default=0)
     return p
@@ -183,6 +196,23 @@ def _parser():
 def _model_dir(ckpt) -> Path:
     p = Path(ckpt)
     return p/'model' if (p/'model'/'config.json').exists() else p
+
+def _read_png(path, mode:str) -> torch.Tensor:
+    "A PNG as a (1, C, H, W) tensor in [-1, 1], converted to `mode` ('L' or 'RGB')."
+    from PIL import Image, UnidentifiedImageError
+    try: img = Image.open(path)
+    except (FileNotFoundError, UnidentifiedImageError) as e: raise ValueError(f"cannot read image {path}: {e}") from None
+    x = torch.from_numpy(np.array(img.convert(mode))).float()
+    return (x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]) / 127.5 - 1          # 0..255 -> [-1, 1]
+
+def _write_png(x:torch.Tensor, path) -> Path:
+    "One image in [-1, 1] to `path`, written atomically (a temporary file, then a rename)."
+    from latent_diffusion.data import to_pil
+    out = Path(path); out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f'.{out.name}.tmp.png')
+    to_pil(x).save(tmp)
+    os.replace(tmp, out)
+    return out
 
 def _check_device(name):
     if name is None: return None
@@ -205,9 +235,14 @@ def main(argv=None):
             print(f"wrote {Path(a.out)/'samples.png'}, {Path(a.out)/'metrics.json'} and the model in {Path(a.out)/'model'}")
         elif a.command == 'train':
             from latent_diffusion.core import get_recipe, train_recipe
+            from latent_diffusion.train import init_distributed, distributed
+            a.device = init_distributed(a.device)                       # joins the job when launched by torchrun
             t0 = time.time()
             ldm, logs = train_recipe(get_recipe(a.config), a.out, device=a.device)
             loss = logs['diffusion']['loss']
+            rank, world = distributed()
+            if world > 1: torch.distributed.destroy_process_group()
+            if rank != 0: return                                          # rank 0 reports
             _write_json(Path(a.out)/'metrics.json', dict(recipe=str(a.config), minutes=round((time.time() - t0) / 60, 2),
                         final_diffusion_loss=sum(loss[-100:]) / max(len(loss[-100:]), 1), scale_factor=ldm.config.scale_factor))
             print(f"trained {a.config} in {(time.time() - t0) / 60:.1f} min; model in {Path(a.out)/'model'}")
@@ -221,22 +256,41 @@ def main(argv=None):
             paths = write_images(x, a.out, nrow=min(a.n, 8))
             print(f"wrote {len(paths) - 1} images and {paths[-1]}")
         elif a.command == 'upscale':
-            from PIL import Image, UnidentifiedImageError
             from latent_diffusion.core import LDM
             ldm = LDM.load(_model_dir(a.ckpt), device=a.device)
             if ldm.config.conditioning != 'concat': raise ValueError(f"{a.ckpt} is not a super-resolution model (conditioning={ldm.config.conditioning!r})")
-            try: img = Image.open(a.image)
-            except (FileNotFoundError, UnidentifiedImageError) as e: raise ValueError(f"cannot read image {a.image}: {e}") from None
-            img = img.convert('L' if ldm.config.image_channels == 1 else 'RGB')
-            x = torch.from_numpy(np.array(img)).float()
-            x = (x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]) / 127.5 - 1          # 0..255 -> [-1, 1]
+            x = _read_png(a.image, 'L' if ldm.config.image_channels == 1 else 'RGB')
             up = ldm.sample(cond=x, steps=a.steps, seed=a.seed).cpu()
-            out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_name(f'.{out.name}.tmp.png')
-            from latent_diffusion.data import to_pil
-            to_pil(up[0]).save(tmp)
-            os.replace(tmp, out)                                                                   # atomic
-            print(f"upscaled {img.size[0]}×{img.size[1]} to {up.shape[-1]}×{up.shape[-2]}: wrote {out}")
+            out = _write_png(up[0], a.out)
+            print(f"upscaled {x.shape[-1]}×{x.shape[-2]} to {up.shape[-1]}×{up.shape[-2]}: wrote {out}")
+        elif a.command == 'inpaint':
+            from latent_diffusion.core import LDM
+            from latent_diffusion.inpainting import inpaint
+            ldm = LDM.load(_model_dir(a.ckpt), device=a.device)
+            if ldm.config.conditioning != 'inpaint': raise ValueError(f"{a.ckpt} is not an inpainting model (conditioning={ldm.config.conditioning!r})")
+            x = _read_png(a.image, 'L' if ldm.config.image_channels == 1 else 'RGB')
+            m = (_read_png(a.mask, 'L') > 0).float()                                              # white (>= 128) = fill in
+            if m.shape[-2:] != x.shape[-2:]: raise ValueError(f"the mask is {m.shape[-1]}×{m.shape[-2]} pixels, the image {x.shape[-1]}×{x.shape[-2]}: they must match")
+            y = inpaint(ldm, x.to(ldm.device), m.to(ldm.device), steps=a.steps, seed=a.seed).cpu()
+            out = _write_png(y[0], a.out)
+            print(f"filled {int(m.sum())} of {m.numel()} pixels: wrote {out}")
+        elif a.command == 'eval':
+            from latent_diffusion.core import LDM
+            from latent_diffusion.data import Digits
+            from latent_diffusion.evaluation import evaluate, digits_judge
+            ldm = LDM.load(_model_dir(a.ckpt), device=a.device)
+            c = ldm.config
+            if (c.image_channels, c.image_size) != (1, 32):
+                raise ValueError(f"ldm eval scores digits models (1 channel, 32×32) against the held-out digits; this model makes {c.image_channels}-channel "
+                                 f"{c.image_size}×{c.image_size} images: call latent_diffusion.evaluation.evaluate with your own real images and features")
+            if c.conditioning == 'text': raise ValueError("ldm eval draws class-balanced or unconditional samples; for a text model call evaluation.evaluate with prompts")
+            judge = digits_judge(a.judge or Path(a.ckpt)/'judge.pt', device=a.device).to(ldm.device)
+            m = evaluate(ldm, Digits('test').images, judge, n=a.n, guidance=a.guidance, steps=a.steps, seed=a.seed)
+            out = Path(a.out) if a.out else Path(a.ckpt)/'eval.json'
+            _write_json(out, m)
+            acc = f", class accuracy {m['class_accuracy']:.1%}" if 'class_accuracy' in m else ''
+            print(f"{m['n']} samples: FD {m['fd']:.3f}, IS {m['inception_score']:.2f}, precision {m['precision']:.3f}, recall {m['recall']:.3f}{acc} "
+                  f"(features: our digit classifier, not Inception); wrote {out}")
         elif a.command == 'toy':
             m = toy_demo(a.out, fast=a.fast, device=a.device, seed=a.seed)
             print(f"samples within 4 sigma of a mode: {m['within_4_sigma']:.3f}, energy distance to data: "

@@ -10,6 +10,7 @@ __all__ = ['group_norm', 'zero_module', 'TimestepEmbedding', 'ResBlock', 'SelfAt
 import math
 from dataclasses import dataclass, asdict
 import torch
+import torch.utils.checkpoint
 from torch import nn
 import torch.nn.functional as F
 from einops import rearrange
@@ -109,6 +110,8 @@ class UNetConfig:
     context_dim:int = None           # conditioning: width of the context tokens tau_theta(y); attention becomes a
                                      # SpatialTransformer with cross-attention (see the attention chapter)
     transformer_depth:int = 1        # transformer blocks per SpatialTransformer
+    gradient_checkpointing:bool = False  # in training, recompute each block's activations in the backward pass:
+                                     # less memory for more compute, same gradients
 
     def __post_init__(self):
         self.channel_mult, self.attention_resolutions = tuple(self.channel_mult), tuple(self.attention_resolutions)
@@ -189,9 +192,12 @@ class UNet(nn.Module):
                 context_mask=None): # (B, M) bool, True for real tokens, False for padding
         t = self.check_input(x, t, context, context_mask)
         emb = self.time_embed(t)                                 # (B, 4 * base)
+        ckpt = self.config.gradient_checkpointing and self.training and torch.is_grad_enabled()
         def apply(layer, h):
-            if getattr(layer, 'takes_context', False): return layer(h, emb, context, context_mask)
-            return h if isinstance(layer, nn.Identity) else layer(h, emb)
+            if isinstance(layer, nn.Identity): return h
+            args = (h, emb, context, context_mask) if getattr(layer, 'takes_context', False) else (h, emb)
+            if ckpt: return torch.utils.checkpoint.checkpoint(layer, *args, use_reentrant=False)   # recompute in backward
+            return layer(*args)
         h = self.input_conv(x)
         hs = [h]                                                 # saved for the skip connections
         for layers in self.down:

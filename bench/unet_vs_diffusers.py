@@ -1,0 +1,90 @@
+"""Our UNet against diffusers' UNet2DConditionModel built from the same configuration (channels, levels, attention,
+context): inference forward time, training-step time and, on CUDA, peak memory, printed as ours/diffusers ratios
+measured side by side in one run. diffusers builds its model from the config with random weights: nothing is downloaded.
+
+    pip install -e ".[bench]"
+    python bench/unet_vs_diffusers.py                     # CPU, or the GPU when there is one
+    python bench/unet_vs_diffusers.py --device cuda --batch 16 --size 64
+
+Both models run in the same precision (bf16/fp16 autocast on CUDA as the training loop chooses it, fp32 on CPU) with
+PyTorch's scaled_dot_product_attention. Times are medians of --reps runs after warm-up.
+"""
+import argparse, json, platform, sys
+import torch
+from latent_diffusion.unet import UNet, UNetConfig
+from latent_diffusion.forward import default_device
+from latent_diffusion.train import autocast_dtype
+from latent_diffusion.evaluation import time_it
+
+def build(width:int, context_dim:int, heads:int, device):
+    "The same SD-style UNet twice: 3 levels (1, 2, 4) x width, 2 ResBlocks per level, cross-attention on the first two levels."
+    ours = UNet(UNetConfig(in_channels=4, base_channels=width, channel_mult=(1, 2, 4), num_res_blocks=2, attention_resolutions=(1, 2),
+                           num_heads=heads, groups=32, context_dim=context_dim, scale_shift_norm=False))   # additive t, as SD
+    from diffusers import UNet2DConditionModel
+    theirs = UNet2DConditionModel(sample_size=32, in_channels=4, out_channels=4, block_out_channels=(width, 2 * width, 4 * width),
+                                  layers_per_block=2, norm_num_groups=32, cross_attention_dim=context_dim,
+                                  attention_head_dim=heads,   # diffusers reads this legacy argument as the number of heads
+                                  down_block_types=('CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D'),
+                                  up_block_types=('UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'))
+    for m in (ours, theirs):                                   # non-zero outputs everywhere (ours zero-initialises its last conv)
+        torch.manual_seed(0)
+        for p in m.parameters():
+            if p.abs().max() == 0: torch.nn.init.normal_(p, std=0.02)
+    return ours.to(device), theirs.to(device)
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--device', default=None); p.add_argument('--batch', type=int, default=8); p.add_argument('--size', type=int, default=32)
+    p.add_argument('--width', type=int, default=64); p.add_argument('--context', type=int, default=128); p.add_argument('--tokens', type=int, default=16)
+    p.add_argument('--reps', type=int, default=5); p.add_argument('--json', action='store_true', help='print the results as JSON too')
+    a = p.parse_args(argv)
+    device = default_device(a.device)
+    ours, theirs = build(a.width, a.context, 4, device)
+    x = torch.randn(a.batch, 4, a.size, a.size, device=device)
+    t = torch.randint(0, 1000, (a.batch,), device=device)
+    ctx = torch.randn(a.batch, a.tokens, a.context, device=device)
+    amp = autocast_dtype(device)
+    def under_amp(fn):
+        def run():
+            with torch.autocast(device.type, dtype=amp, enabled=amp is not None): return fn()
+        return run
+    calls = {'ours': lambda m: (lambda *args: m(*args)), 'diffusers': lambda m: (lambda x_, t_, c_: m(x_, t_, encoder_hidden_states=c_).sample)}
+    res = {}
+    for name, model in (('ours', ours), ('diffusers', theirs)):
+        res[name] = dict(params=sum(q.numel() for q in model.parameters()))
+    for rnd in range(2):                                       # interleaved rounds; the second one counts
+        for name, model in (('ours', ours), ('diffusers', theirs)):
+            f = calls[name](model)
+            model.eval()
+            def fwd():
+                with torch.no_grad(): return f(x, t, ctx)
+            if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
+            res[name]['forward_s'] = time_it(under_amp(fwd), reps=a.reps, device=device)
+            if device.type == 'cuda': res[name]['forward_peak_mb'] = torch.cuda.max_memory_allocated(device) / 2 ** 20
+            model.train()
+            if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
+            res[name]['train_step_s'] = time_it(_train(f, model, x, t, ctx, amp, device), reps=a.reps, device=device)
+            if device.type == 'cuda': res[name]['train_peak_mb'] = torch.cuda.max_memory_allocated(device) / 2 ** 20
+    name = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads'
+    print(f"device: {device.type} ({name}); torch {torch.__version__}; batch {a.batch}, latents {a.size}x{a.size}x4, width {a.width}, "
+          f"context {a.tokens}x{a.context}, precision {amp or torch.float32}")
+    print(f"{'':22s}{'ours':>12s}{'diffusers':>12s}{'ours/diffusers':>16s}")
+    for key, unit in (('params', ''), ('forward_s', 's'), ('train_step_s', 's'), ('forward_peak_mb', 'MB'), ('train_peak_mb', 'MB')):
+        if key not in res['ours']: continue
+        o, d = res['ours'][key], res['diffusers'][key]
+        fmt = (lambda v: f'{v / 1e6:.2f} M') if key == 'params' else (lambda v: f'{v:.4f} {unit}' if unit == 's' else f'{v:.0f} {unit}')
+        print(f'{key:22s}{fmt(o):>12s}{fmt(d):>12s}{o / d:16.2f}')
+    if a.json: print(json.dumps(dict(device=name, **res)))
+    return res
+
+def _train(f, model, x, t, ctx, amp, device):
+    "One AdamW step of `model` on an MSE to a fixed target, under the loop's autocast (and a gradient scaler for fp16)."
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    scaler = torch.amp.GradScaler('cuda', enabled=amp == torch.float16)
+    with torch.no_grad(), torch.autocast(device.type, dtype=amp, enabled=amp is not None): target = torch.randn_like(f(x, t, ctx).float())
+    def step():
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None): loss = (f(x, t, ctx).float() - target).pow(2).mean()
+        opt.zero_grad(set_to_none=True); scaler.scale(loss).backward(); scaler.step(opt); scaler.update()
+    return step
+
+if __name__ == '__main__': main()
