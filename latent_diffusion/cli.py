@@ -152,7 +152,7 @@ def _parser():
     d.add_argument('--out', default='demo', help='output folder (default: demo)')
     d.add_argument('--fast', action='store_true', help='a tiny smoke run that finishes in seconds')
     t = sub.add_parser('train', help='train a built-in recipe or a recipe file')
-    t.add_argument('--config', required=True, help='recipe name (digits-class, digits, digits-text, digits-sr, digits-inpaint, shapes-text, tiny) or a .json file')
+    t.add_argument('--config', required=True, help='recipe name (digits-class, digits-class-vq, digits, digits-text, digits-sr, digits-inpaint, shapes-text, tiny) or a .json file')
     t.add_argument('--out', required=True, help='output folder: checkpoints, model/, metrics.json')
     s = sub.add_parser('sample', help='draw images from a trained model')
     s.add_argument('--ckpt', required=True, help='a model folder (written by LDM.save) or a training folder holding model/')

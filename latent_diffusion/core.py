@@ -532,6 +532,7 @@ def recipes() -> dict:
             'shapes-text': _recipe('text', 'shape-captions', 1600, 3000, disc=False, image_channels=3, max_length=12,   # compositional captions:
                                    autoencoder=dict(base_channels=32)),   # colours and small shapes need a wider first stage, no GAN
             'digits-inpaint': _recipe('inpaint', 'digits-inpaint', 800, 2000, p_uncond=0.0),   # fill in a masked box
+            'digits-class-vq': _recipe('class', 'digits', 800, 2000, autoencoder=dict(regularizer='vq', n_codes=256)),   # KL vs VQ
             'tiny': _recipe('class', 'digits', 16, 16, **tiny)}            # the --fast smoke run: seconds
 
 def get_recipe(name_or_file) -> Recipe:
@@ -550,15 +551,16 @@ def train_recipe(recipe:Recipe, out, device=None, progress:bool=True):
     "Train both stages of `recipe` into the folder `out` (resuming from its checkpoints); returns (LDM, logs)."
     import copy
     out = Path(out)
-    if (out/'recipe.json').exists():
+    rank, world = distributed()                             # under torchrun: rank 0 checks and writes, the others wait and read
+    if rank == 0 and (out/'recipe.json').exists():
         try: before = json.loads(json.dumps(Recipe.from_dict(json.loads((out/'recipe.json').read_text())).to_dict()))   # defaults filled in:
         except (json.JSONDecodeError, ValueError): before = None                                  # new fields don't count as changes
         if before != json.loads(json.dumps(recipe.to_dict())):
             raise ValueError(f"{out} holds a run of a different recipe (see {out/'recipe.json'}): resume it with that recipe or choose another output folder")
-    rank, world = distributed()                             # under torchrun: rank 0 writes, the others read
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        (out/'recipe.json').write_text(json.dumps(recipe.to_dict(), indent=2))
+        tmp = out/'.recipe.json.tmp'; tmp.write_text(json.dumps(recipe.to_dict(), indent=2)); os.replace(tmp, out/'recipe.json')   # atomic
+    if world > 1: torch.distributed.barrier()
     data, cfg, tokenizer = DATASETS[recipe.data](), copy.deepcopy(recipe.model), None
     if cfg.conditioning == 'text':
         if not hasattr(data, 'caption'): raise ValueError(f"text conditioning needs a captioned dataset, {recipe.data!r} has none")

@@ -72,8 +72,8 @@ def inception_score(probs:torch.Tensor, # (N, K) class probabilities p(y|x) of N
     if (p < 0).any() or not torch.allclose(p.sum(1), torch.ones(len(p), dtype=p.dtype), atol=1e-4):
         raise ValueError("inception_score expects probabilities (rows >= 0 summing to 1): apply softmax to logits first")
     if not 1 <= splits <= len(p): raise ValueError(f"splits must lie in 1..{len(p)}, got {splits}")
-    scores = []
-    for part in p.chunk(splits):
+    scores, m = [], len(p) // splits                                                  # equal groups of m (a remainder is dropped)
+    for part in p[:m * splits].view(splits, m, -1):
         py = part.mean(0, keepdim=True)                                               # p(y) = E_x p(y|x)
         kl = (part * (torch.log(part.clamp_min(1e-30)) - torch.log(py.clamp_min(1e-30)))).sum(1)   # KL(p(y|x) || p(y))
         scores.append(kl.mean().exp().item())                                         # exp(E_x KL)
@@ -108,7 +108,7 @@ def inception_net(weights_path=None, # a state dict saved from torchvision's inc
     import torchvision
     if weights_path is not None and download: raise ValueError("pass weights_path or download=True, not both")
     if download: return torchvision.models.inception_v3(weights='IMAGENET1K_V1').eval()
-    net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=True)
+    net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=True, transform_input=True)   # as for torchvision's weights
     if weights_path is not None:
         from pathlib import Path
         p = Path(weights_path)

@@ -154,12 +154,16 @@ def find_objects(x:torch.Tensor, # one (3, H, W) image in [-1, 1]
     for ci, name in enumerate(COLOURS):
         lab = _components(fg & (nearest == ci))
         p = palette[ci]
-        alpha = ((rgb @ p) / (p @ p)).clamp(0, 1).numpy()                           # coverage by this colour
-        for l in lab.unique()[1:]:
+        own = ((nearest == ci) | ~fg).numpy()                                        # its own hue, or dark edge pixels: not a neighbour's
+        alpha = ((rgb @ p) / (p @ p)).clamp(0, 1).numpy() * own                      # coverage by this colour
+        for l in lab.unique():
+            if l == 0: continue                                                        # background
             near = F.max_pool2d((lab == l).float()[None, None], 3, 1, 1)[0, 0].bool().numpy()   # the component and its edge
             a = alpha * near
             area = float(a.sum())
+            ys, xs = np.nonzero(lab.numpy() == l.item())
             if area < min_area: continue                                               # specks
+            if min(ys.max() - ys.min(), xs.max() - xs.min()) + 1 < 3 * S / 32: continue   # thin seams where two colours blend
             yy, xx = np.mgrid[:S, :S] + 0.5
             mx, my = float((a * xx).sum() / area), float((a * yy).sum() / area)
             fits = {}
@@ -184,16 +188,20 @@ def check(x:torch.Tensor, text:str) -> dict:
         r['size'] = o is not None and o['size'] == w[0]['size']
         r['position'] = o is not None and (('bottom' if o['cy'] > S / 2 else 'top') + ' ' + ('right' if o['cx'] > S / 2 else 'left')) == want['where']
     elif k == 'relation':
-        a, b = ([o for o in objs if o['colour'] == wi['colour']] for wi in w)
-        a, b = (max(l, key=lambda o: o['area']) if l else None for l in (a, b))
+        found, left = [], list(objs)
+        for wi in w:                                          # each named object: one of its colour, the right shape first, then the largest
+            cands = [o for o in left if o['colour'] == wi['colour']]
+            o = max(cands, key=lambda o: (o['shape'] == wi['shape'], o['area'])) if cands else None
+            found.append(o)
+            if o is not None: left.remove(o)
+        a, b = found
         r['count'] = len(objs) == 2
         r['colour'] = a is not None and b is not None
         r['shape'] = r['colour'] and a['shape'] == w[0]['shape'] and b['shape'] == w[1]['shape']
-        if r['colour']:
+        if r['colour']:                                       # judged only when both objects are there
             rel = want['where']
             d = (b['cy'] - a['cy']) if rel in ('above', 'below') else (b['cx'] - a['cx'])    # > 0: a is above / left of b
             r['position'] = d > 0 if rel in ('above', 'left of') else d < 0
-        else: r['position'] = False
     else:
         mine = [o for o in objs if o['colour'] == w[0]['colour']]
         r['colour'] = len(mine) > 0 and len(mine) == len(objs)
@@ -205,6 +213,7 @@ def check(x:torch.Tensor, text:str) -> dict:
 def alignment(images:torch.Tensor, captions) -> dict:
     "The fraction of `images` whose colour, shape, size, position, count, and all of them match their caption."
     if len(images) != len(captions): raise ValueError(f"got {len(images)} images for {len(captions)} captions")
+    if len(images) == 0: raise ValueError("alignment needs at least one image")
     rows = [check(x, t) for x, t in zip(images, captions)]
     return {k: float(np.mean([r[k] for r in rows if r[k] is not None])) if any(r[k] is not None for r in rows) else None
             for k in rows[0]}

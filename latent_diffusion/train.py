@@ -89,7 +89,9 @@ def init_distributed(device=None) -> torch.device:
     if int(os.environ.get('WORLD_SIZE', '1')) <= 1: return default_device(device)
     cuda = torch.cuda.is_available() and (device is None or torch.device(device).type == 'cuda')
     if cuda: torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', '0')))
-    if not dist.is_initialized(): dist.init_process_group('nccl' if cuda else 'gloo')
+    import datetime                                         # the others wait while rank 0 trains stage 1: allow hours, not NCCL's 10 minutes
+    timeout = datetime.timedelta(minutes=float(os.environ.get('LDM_DIST_TIMEOUT_MINUTES', '180')))
+    if not dist.is_initialized(): dist.init_process_group('nccl' if cuda else 'gloo', timeout=timeout)
     return torch.device('cuda', torch.cuda.current_device()) if cuda else torch.device('cpu')
 
 def shard(batch, rank:int, world:int):
