@@ -393,7 +393,7 @@ def fit(self:LDM, dataset, # (image, label or caption) items, images in [-1, 1]
     device = default_device(device)
     self.to(device)
     if self.config.scale_factor is None: self.measure_scale_factor(dataset)
-    latents = LatentDataset(self, dataset, progress=progress)
+    latents = LatentDataset(self, dataset, progress=progress and distributed()[0] == 0)
     run = fit_loop(self.eps_model, self._ldm_loss_fn(), latents, cfg, device=device, ckpt_path=ckpt_path, progress=progress)
     self.eps_model.load_state_dict(run['ema'].state_dict())
     return run['history']

@@ -140,7 +140,8 @@ def fit(model:nn.Module, loss_fn, # loss_fn(model, batch, generator) -> scalar l
     net = model
     if world > 1:                                                            # torchrun: one process per device, gradients averaged
         from torch.nn.parallel import DistributedDataParallel
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == 'cuda' else None)
+        net = DistributedDataParallel(model, device_ids=[device.index if device.index is not None else torch.cuda.current_device()]
+                                      if device.type == 'cuda' else None)
     if cfg.compile: net = torch.compile(net, backend=cfg.compile)             # the weights stay `model`'s: checkpoints are unchanged
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # linear warm-up to cfg.lr, then constant
