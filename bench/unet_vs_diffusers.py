@@ -14,7 +14,7 @@ import torch
 from latent_diffusion.unet import UNet, UNetConfig
 from latent_diffusion.forward import default_device
 from latent_diffusion.train import autocast_dtype
-from latent_diffusion.evaluation import time_it
+from latent_diffusion.evaluation import time_it, train_step_fn
 
 def build(width:int, context_dim:int, heads:int, device):
     "The same SD-style UNet twice: 3 levels (1, 2, 4) x width, 2 ResBlocks per level, cross-attention on the first two levels."
@@ -48,22 +48,18 @@ def main(argv=None):
         def run():
             with torch.autocast(device.type, dtype=amp, enabled=amp is not None): return fn()
         return run
-    calls = {'ours': lambda m: (lambda *args: m(*args)), 'diffusers': lambda m: (lambda x_, t_, c_: m(x_, t_, encoder_hidden_states=c_).sample)}
-    res = {}
-    for name, model in (('ours', ours), ('diffusers', theirs)):
-        res[name] = dict(params=sum(q.numel() for q in model.parameters()))
+    res = {name: dict(params=sum(q.numel() for q in m.parameters())) for name, m in (('ours', ours), ('diffusers', theirs))}
     for rnd in range(2):                                       # interleaved rounds; the second one counts
-        for name, model in (('ours', ours), ('diffusers', theirs)):
-            f = calls[name](model)
+        for name, model in (('ours', ours), ('diffusers', theirs)):   # both take (x, t, context) positionally
             model.eval()
             def fwd():
-                with torch.no_grad(): return f(x, t, ctx)
+                with torch.no_grad(): return model(x, t, ctx)
             if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
             res[name]['forward_s'] = time_it(under_amp(fwd), reps=a.reps, device=device)
             if device.type == 'cuda': res[name]['forward_peak_mb'] = torch.cuda.max_memory_allocated(device) / 2 ** 20
             model.train()
             if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
-            res[name]['train_step_s'] = time_it(_train(f, model, x, t, ctx, amp, device), reps=a.reps, device=device)
+            res[name]['train_step_s'] = time_it(under_amp(train_step_fn(model, x, t, ctx, lr=1e-5)), reps=a.reps, device=device)
             if device.type == 'cuda': res[name]['train_peak_mb'] = torch.cuda.max_memory_allocated(device) / 2 ** 20
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads'
     print(f"device: {device.type} ({name}); torch {torch.__version__}; batch {a.batch}, latents {a.size}x{a.size}x4, width {a.width}, "
@@ -76,15 +72,5 @@ def main(argv=None):
         print(f'{key:22s}{fmt(o):>12s}{fmt(d):>12s}{o / d:16.2f}')
     if a.json: print(json.dumps(dict(device=name, **res)))
     return res
-
-def _train(f, model, x, t, ctx, amp, device):
-    "One AdamW step of `model` on an MSE to a fixed target, under the loop's autocast (and a gradient scaler for fp16)."
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    scaler = torch.amp.GradScaler('cuda', enabled=amp == torch.float16)
-    with torch.no_grad(), torch.autocast(device.type, dtype=amp, enabled=amp is not None): target = torch.randn_like(f(x, t, ctx).float())
-    def step():
-        with torch.autocast(device.type, dtype=amp, enabled=amp is not None): loss = (f(x, t, ctx).float() - target).pow(2).mean()
-        opt.zero_grad(set_to_none=True); scaler.scale(loss).backward(); scaler.step(opt); scaler.update()
-    return step
 
 if __name__ == '__main__': main()

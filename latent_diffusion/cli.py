@@ -109,7 +109,7 @@ def demo(out='demo', # output folder: samples.png, metrics.json, model/ and the 
     "Train the digits LDM (autoencoder, then diffusion), sample one row per class, measure it, write pictures and metrics."
     from latent_diffusion.core import recipes, train_recipe
     from latent_diffusion.data import Digits
-    from latent_diffusion.metrics import FeatureNet, train_classifier, predict, psnr
+    from latent_diffusion.metrics import digits_judge, predict, psnr
     out, device = Path(out), default_device(device)
     recipe = recipes()['tiny' if fast else 'digits-class']
     t0 = time.time()
@@ -129,8 +129,7 @@ def demo(out='demo', # output folder: samples.png, metrics.json, model/ and the 
              final_diffusion_loss=round(sum(loss[-100:]) / len(loss[-100:]), 4), scale_factor=ldm.config.scale_factor,
              autoencoder_psnr_test=round(psnr(test.images, rec).mean().item(), 2))
     if not fast:
-        torch.manual_seed(seed)
-        clf = train_classifier(FeatureNet(1, 10, width=16), Digits('train'), steps=1000, device=device, progress=progress)
+        clf = digits_judge(device=device, progress=progress, seed=seed).to(device)   # trained on the built-in training digits
         m['classifier_accuracy_held_out'] = round((predict(clf, test.images) == test.labels).float().mean().item(), 4)
         m['samples_of_requested_class'] = round((predict(clf, x) == labels).float().mean().item(), 4)
     _write_json(out/'metrics.json', m)
@@ -152,7 +151,8 @@ def _parser():
     d.add_argument('--out', default='demo', help='output folder (default: demo)')
     d.add_argument('--fast', action='store_true', help='a tiny smoke run that finishes in seconds')
     t = sub.add_parser('train', help='train a built-in recipe or a recipe file')
-    t.add_argument('--config', required=True, help='recipe name (digits-class, digits-class-vq, digits, digits-text, digits-sr, digits-inpaint, shapes-text, tiny) or a .json file')
+    from latent_diffusion.core import recipes
+    t.add_argument('--config', required=True, help=f"recipe name ({', '.join(recipes())}) or a .json file")
     t.add_argument('--out', required=True, help='output folder: checkpoints, model/, metrics.json')
     s = sub.add_parser('sample', help='draw images from a trained model')
     s.add_argument('--ckpt', required=True, help='a model folder (written by LDM.save) or a training folder holding model/')
@@ -167,17 +167,16 @@ def _parser():
     s.add_argument('--guidance', type=float, default=1.0, help='classifier-free guidance scale (default 1: none)')
     s.add_argument('--size', type=_size, default=None, help='N or HxW (default: the training size)')
     s.add_argument('--out', required=True, help='output folder for NNNN.png and grid.png')
-    u = sub.add_parser('upscale', help='super-resolve a PNG with a super-resolution model (recipe digits-sr)')
-    u.add_argument('--ckpt', required=True, help='a super-resolution model folder, or a training folder holding model/')
-    u.add_argument('--image', required=True, help='low-resolution PNG (grayscale or RGB, as the model expects)')
-    u.add_argument('--steps', type=int, default=50, help='DDIM steps (default 50)')
-    u.add_argument('--out', required=True, help='output PNG')
-    i = sub.add_parser('inpaint', help='fill in the white region of a mask PNG with an inpainting model (recipe digits-inpaint)')
-    i.add_argument('--ckpt', required=True, help='an inpainting model folder, or a training folder holding model/')
-    i.add_argument('--image', required=True, help='PNG to inpaint (grayscale or RGB, as the model expects)')
+    def image_command(name, help, what, image):                # PNG in, PNG out, with an image-conditioned model
+        q = sub.add_parser(name, help=help)
+        q.add_argument('--ckpt', required=True, help=f'{what} model folder, or a training folder holding model/')
+        q.add_argument('--image', required=True, help=f'{image} (grayscale or RGB, as the model expects)')
+        q.add_argument('--steps', type=int, default=50, help='DDIM steps (default 50)')
+        q.add_argument('--out', required=True, help='output PNG')
+        return q
+    u = image_command('upscale', 'super-resolve a PNG with a super-resolution model (recipe digits-sr)', 'a super-resolution', 'low-resolution PNG')
+    i = image_command('inpaint', 'fill in the white region of a mask PNG with an inpainting model (recipe digits-inpaint)', 'an inpainting', 'PNG to inpaint')
     i.add_argument('--mask', required=True, help='PNG of the same size: white (>= 128) where to fill in, black where to keep')
-    i.add_argument('--steps', type=int, default=50, help='DDIM steps (default 50)')
-    i.add_argument('--out', required=True, help='output PNG')
     e = sub.add_parser('eval', help='score a digits model against the held-out digits: FD, IS, precision, recall, class accuracy')
     e.add_argument('--ckpt', required=True, help='a model folder, or a training folder holding model/')
     e.add_argument('--n', type=int, default=500, help='samples to draw (default 500; class models: balanced classes)')
@@ -204,6 +203,13 @@ def _read_png(path, mode:str) -> torch.Tensor:
     except (FileNotFoundError, UnidentifiedImageError) as e: raise ValueError(f"cannot read image {path}: {e}") from None
     x = torch.from_numpy(np.array(img.convert(mode))).float()
     return (x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]) / 127.5 - 1          # 0..255 -> [-1, 1]
+
+def _image_model(a, conditioning:str, what:str):
+    "The model of `a.ckpt`, refused unless it has `conditioning`, and `a.image` read with the model's channels."
+    from latent_diffusion.core import LDM
+    ldm = LDM.load(_model_dir(a.ckpt), device=a.device)
+    if ldm.config.conditioning != conditioning: raise ValueError(f"{a.ckpt} is not {what} (conditioning={ldm.config.conditioning!r})")
+    return ldm, _read_png(a.image, 'L' if ldm.config.image_channels == 1 else 'RGB')
 
 def _write_png(x:torch.Tensor, path) -> Path:
     "One image in [-1, 1] to `path`, written atomically (a temporary file, then a rename)."
@@ -256,19 +262,13 @@ def main(argv=None):
             paths = write_images(x, a.out, nrow=min(a.n, 8))
             print(f"wrote {len(paths) - 1} images and {paths[-1]}")
         elif a.command == 'upscale':
-            from latent_diffusion.core import LDM
-            ldm = LDM.load(_model_dir(a.ckpt), device=a.device)
-            if ldm.config.conditioning != 'concat': raise ValueError(f"{a.ckpt} is not a super-resolution model (conditioning={ldm.config.conditioning!r})")
-            x = _read_png(a.image, 'L' if ldm.config.image_channels == 1 else 'RGB')
+            ldm, x = _image_model(a, 'concat', 'a super-resolution model')
             up = ldm.sample(cond=x, steps=a.steps, seed=a.seed).cpu()
             out = _write_png(up[0], a.out)
             print(f"upscaled {x.shape[-1]}×{x.shape[-2]} to {up.shape[-1]}×{up.shape[-2]}: wrote {out}")
         elif a.command == 'inpaint':
-            from latent_diffusion.core import LDM
             from latent_diffusion.inpainting import inpaint
-            ldm = LDM.load(_model_dir(a.ckpt), device=a.device)
-            if ldm.config.conditioning != 'inpaint': raise ValueError(f"{a.ckpt} is not an inpainting model (conditioning={ldm.config.conditioning!r})")
-            x = _read_png(a.image, 'L' if ldm.config.image_channels == 1 else 'RGB')
+            ldm, x = _image_model(a, 'inpaint', 'an inpainting model')
             m = (_read_png(a.mask, 'L') > 0).float()                                              # white (>= 128) = fill in
             if m.shape[-2:] != x.shape[-2:]: raise ValueError(f"the mask is {m.shape[-1]}×{m.shape[-2]} pixels, the image {x.shape[-1]}×{x.shape[-2]}: they must match")
             y = inpaint(ldm, x.to(ldm.device), m.to(ldm.device), steps=a.steps, seed=a.seed).cpu()
@@ -277,7 +277,8 @@ def main(argv=None):
         elif a.command == 'eval':
             from latent_diffusion.core import LDM
             from latent_diffusion.data import Digits
-            from latent_diffusion.evaluation import evaluate, digits_judge
+            from latent_diffusion.evaluation import evaluate
+            from latent_diffusion.metrics import digits_judge
             ldm = LDM.load(_model_dir(a.ckpt), device=a.device)
             c = ldm.config
             if (c.image_channels, c.image_size) != (1, 32):

@@ -182,14 +182,15 @@ class LDM(nn.Module):
                 out[sl] += xt * wt; weight[sl] += wt
         return (out / weight).clamp(-1, 1)                   # the weighted average where tiles overlap
 
-    def eps(self, z_t, t, y=None):
-        "$\\epsilon_\\theta(z_t, t, \\tau_\\theta(y))$; `y` is labels (B,) or tokenised text (ids, mask), or None."
+    def eps(self, z_t, t, y=None, model:nn.Module=None):
+        "$\\epsilon_\\theta(z_t, t, \\tau_\\theta(y))$; `y` is labels (B,) or tokenised text (ids, mask), or None; `model`: a wrapper of `eps_model` (DDP)."
+        net = self.eps_model if model is None else model
         if self.config.conditioning is None:
             if y is not None: raise ValueError("this LDM is unconditional: it takes no condition")
-            return self.eps_model(z_t, t)
+            return net(z_t, t)
         if y is None: raise ValueError(f"this LDM is {self.config.conditioning}-conditional: pass a condition (use null() for the unconditional one)")
-        if self.config.conditioning in ('concat', 'inpaint'): return self.eps_model(concat_condition(z_t, y), t)   # epsilon_theta([z_t; y], t)
-        return self.eps_model(z_t, t, y)
+        if self.config.conditioning in ('concat', 'inpaint'): return net(concat_condition(z_t, y), t)   # epsilon_theta([z_t; y], t)
+        return net(z_t, t, y)
 
     def loss(self, z0, y=None, t=None, noise=None, generator=None) -> torch.Tensor:
         "$L_\\text{LDM}$ on rescaled latents `z0` = $s\\,\\mathcal{E}(x)$ (no condition dropout: see `fit`)."
@@ -372,10 +373,6 @@ def fit_autoencoder(self:LDM, dataset, cfg:AutoencoderTrainConfig=None, ckpt_pat
 
 def _ldm_loss_fn(self:LDM):
     c = self.config
-    def eps_of(model, y):                                  # epsilon_theta through `model`: the loop's (maybe DDP-wrapped) eps_model
-        if c.conditioning is None: return lambda zt, tt: model(zt, tt)
-        if c.conditioning in ('concat', 'inpaint'): return lambda zt, tt: model(concat_condition(zt, y), tt)
-        return lambda zt, tt: model(zt, tt, y)
     def loss_fn(model, batch, g):                          # model is self.eps_model (or its DDP wrapper), trained by the loop
         z0, y = batch
         if c.conditioning == 'class': y = drop_labels(torch.as_tensor(y).to(z0.device), c.p_uncond, c.n_classes, g)
@@ -384,7 +381,8 @@ def _ldm_loss_fn(self:LDM):
             y = tuple(v.to(z0.device) for v in self.tokenizer([p if k else '' for p, k in zip(y, keep)]))
         elif c.conditioning in ('concat', 'inpaint'): y = y.to(z0.device)   # the spatial condition, never dropped
         else: y = None
-        return loss_simple(eps_of(model, y), self.sched, z0, generator=g)   # ||eps - eps_theta(z_t, t, tau(y))||^2
+        eps = lambda zt, tt: self.eps(zt, tt, y, model=model)   # through the loop's model: eps_model or its DDP wrapper
+        return loss_simple(eps, self.sched, z0, generator=g)   # ||eps - eps_theta(z_t, t, tau(y))||^2
     return loss_fn
 
 def fit(self:LDM, dataset, # (image, label or caption) items, images in [-1, 1]

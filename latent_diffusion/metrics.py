@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['psnr', 'gaussian_window', 'ssim', 'frechet_distance', 'inception_score', 'precision_recall', 'inception_net',
            'inception_features', 'FeatureNet', 'random_shift', 'train_classifier', 'predict', 'features',
-           'photo_labels', 'load_feature_net']
+           'photo_labels', 'load_feature_net', 'digits_judge']
 
 # %% ../nbs/08_metrics.ipynb #a5150e98
 import torch
@@ -208,3 +208,15 @@ def load_feature_net(path) -> FeatureNet:
     net = FeatureNet(ck['in_channels'], ck['n_classes'], ck['width'])
     net.load_state_dict(ck['model'])
     return net.eval()
+
+def digits_judge(path=None, # a saved classifier: loaded if it exists, else trained and saved there
+                 device=None, progress:bool=True, seed:int=0) -> FeatureNet:
+    "The digit classifier of the `slow` cell above (features and class probabilities for judging samples): loaded, or trained in about a minute on 2 CPU cores."
+    from pathlib import Path
+    from latent_diffusion.data import Digits
+    from latent_diffusion.train import save_checkpoint
+    if path is not None and Path(path).exists(): return load_feature_net(path)
+    torch.manual_seed(seed)
+    net = train_classifier(FeatureNet(1, 10, width=16), Digits('train'), steps=1000, device=device, progress=progress).cpu()
+    if path is not None: save_checkpoint(path, dict(model=net.state_dict(), in_channels=1, n_classes=10, width=16))
+    return net

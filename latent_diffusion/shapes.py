@@ -150,6 +150,7 @@ def find_objects(x:torch.Tensor, # one (3, H, W) image in [-1, 1]
     hue = F.normalize(rgb.reshape(-1, 3), dim=-1) @ F.normalize(palette, dim=-1).T   # cosine: dark edges keep their hue
     nearest = hue.argmax(-1).view(fg.shape)
     min_area = min_area if min_area is not None else 10 * (S / 32) ** 2
+    yy, xx = np.mgrid[:S, :S] + 0.5                                                  # pixel centres
     objs = []
     for ci, name in enumerate(COLOURS):
         lab = _components(fg & (nearest == ci))
@@ -164,7 +165,6 @@ def find_objects(x:torch.Tensor, # one (3, H, W) image in [-1, 1]
             ys, xs = np.nonzero(lab.numpy() == l.item())
             if area < min_area: continue                                               # specks
             if min(ys.max() - ys.min(), xs.max() - xs.min()) + 1 < 3 * S / 32: continue   # thin seams where two colours blend
-            yy, xx = np.mgrid[:S, :S] + 0.5
             mx, my = float((a * xx).sum() / area), float((a * yy).sum() / area)
             fits = {}
             for shape, r, dy in (('circle', (area / np.pi) ** 0.5, 0.0), ('square', area ** 0.5 / 2, 0.0),
