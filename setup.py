@@ -19,6 +19,7 @@ py_versions = '3.9 3.10 3.11 3.12 3.13'.split()
 requirements = cfg.get('requirements', '').split()
 dev_requirements = cfg.get('dev_requirements', '').split()
 bench_requirements = cfg.get('bench_requirements', '').split()
+sd_requirements = cfg.get('sd_requirements', '').split()
 lic = licenses[cfg['license'].lower()]
 min_python = cfg['min_python']
 
@@ -34,7 +35,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
     include_package_data=True,
     install_requires=requirements,
-    extras_require={'dev': dev_requirements, 'bench': bench_requirements},
+    extras_require={'dev': dev_requirements, 'bench': bench_requirements, 'sd': sd_requirements},
     python_requires='>=' + min_python,
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',

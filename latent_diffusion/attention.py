@@ -37,7 +37,8 @@ class MultiHeadAttention(nn.Module):
 
     def forward(self, x, # (B, N, query_dim) queries' tokens
                 context=None, # (B, M, context_dim) keys' and values' tokens; None: x itself
-                mask=None): # (B, M) bool, True for real tokens, False for padding
+                mask=None, # (B, M) bool, True for real tokens, False for padding
+                causal:bool=False): # query i sees keys j <= i only (a left-to-right text encoder such as CLIP's)
         ctx = x if context is None else context
         if x.ndim != 3 or x.shape[-1] != self.query_dim: raise ValueError(f"x must be (B, N, {self.query_dim}), got {tuple(x.shape)}")
         if ctx.ndim != 3 or ctx.shape[-1] != self.context_dim or ctx.shape[0] != x.shape[0]:
@@ -46,6 +47,9 @@ class MultiHeadAttention(nn.Module):
             if mask.shape != ctx.shape[:2]: raise ValueError(f"mask must be {tuple(ctx.shape[:2])}, got {tuple(mask.shape)}")
             if not mask.any(1).all(): raise ValueError("every example needs at least one unmasked context token")
             mask = mask[:, None, None, :]                               # (B, 1, 1, M): broadcast over heads, queries
+        if causal:
+            tril = torch.ones(x.shape[1], ctx.shape[1], dtype=torch.bool, device=x.device).tril()   # j <= i
+            mask = tril[None, None] if mask is None else mask & tril        # (B or 1, 1, N, M)
         split = lambda y: rearrange(y, 'b n (h d) -> b h n d', h=self.heads)
         q, k, v = split(self.to_q(x)), split(self.to_k(ctx)), split(self.to_v(ctx))  # (B, h, N or M, d)
         if self.store_attention:                                         # slow path that keeps the weights

@@ -30,9 +30,12 @@ class AutoencoderConfig:
     ema_codebook:bool = False        # EMA codebook updates instead of the codebook loss (VQ)
     dropout:float = 0.0
     groups:int = 32
+    downsample_padding:str = 'symmetric'   # 'asymmetric': pad right and bottom only before each stride-2 conv (CompVis, Stable Diffusion)
 
     def __post_init__(self):
         self.channel_mult = tuple(self.channel_mult)
+        if self.downsample_padding not in ('symmetric', 'asymmetric'):
+            raise ValueError(f"downsample_padding must be 'symmetric' or 'asymmetric', got {self.downsample_padding!r}")
         if self.regularizer not in ('kl', 'vq'): raise ValueError(f"regularizer must be 'kl' or 'vq', got {self.regularizer!r}")
         if not self.channel_mult: raise ValueError("channel_mult needs at least one level")
 
@@ -49,7 +52,7 @@ class Encoder(nn.Module):
         for level, mult in enumerate(c.channel_mult):
             for _ in range(c.num_res_blocks):
                 layers.append(ResBlock(ch, c.base_channels * mult, None, c.dropout, c.groups)); ch = c.base_channels * mult
-            if level < len(c.channel_mult) - 1: layers.append(Downsample(ch))
+            if level < len(c.channel_mult) - 1: layers.append(Downsample(ch, c.downsample_padding == 'asymmetric'))
         self.down = nn.Sequential(*layers)
         self.mid = nn.Sequential(ResBlock(ch, ch, None, c.dropout, c.groups), SelfAttention2d(ch, 1, c.groups),
                                  ResBlock(ch, ch, None, c.dropout, c.groups))

@@ -71,8 +71,8 @@ class LDMConfig:
         return cls(**d)
 
     def autoencoder_config(self) -> AutoencoderConfig: return AutoencoderConfig(in_channels=self.image_channels, **self.autoencoder)
-    def unet_config(self) -> UNetConfig:
-        z = self.autoencoder_config().z_channels
+    def unet_config(self, z_channels:int=None) -> UNetConfig:   # z_channels: the first stage's c, when it is given
+        z = z_channels or self.autoencoder_config().z_channels
         if self.conditioning == 'concat':                        # [z_t; y] in, epsilon for z_t out
             return UNetConfig(in_channels=z + self.concat_channels, out_channels=z, context_dim=None, **self.unet)
         if self.conditioning == 'inpaint':                       # [z_t; s E(x masked); mask] in
@@ -100,7 +100,7 @@ class LDM(nn.Module):
             c.autoencoder = ac
         self.autoencoder = autoencoder if autoencoder is not None else Autoencoder(c.autoencoder_config())
         self.autoencoder.requires_grad_(False).eval()            # frozen while the diffusion model trains
-        unet = UNet(c.unet_config())
+        unet = UNet(c.unet_config(self.autoencoder.config.z_channels))
         if c.conditioning == 'class': self.eps_model = ConditionedUNet(unet, ClassEmbedder(c.n_classes, c.context_dim))
         elif c.conditioning == 'text':
             if tokenizer is None: raise ValueError("a text-conditional LDM needs its tokenizer")

@@ -17,9 +17,9 @@ from einops import rearrange
 from .elbo import timestep_embedding
 
 # %% ../nbs/03_unet.ipynb #3fa2141b
-def group_norm(ch:int, groups:int=32) -> nn.GroupNorm:
+def group_norm(ch:int, groups:int=32, eps:float=1e-6) -> nn.GroupNorm:
     "GroupNorm with `groups` groups, or the largest divisor of `ch` below it for narrow layers."
-    return nn.GroupNorm(math.gcd(groups, ch), ch, eps=1e-6)
+    return nn.GroupNorm(math.gcd(groups, ch), ch, eps=eps)
 
 def zero_module(m:nn.Module) -> nn.Module:
     "Zero all parameters of `m` (the last layer of a residual branch): the branch starts as 'add nothing'."
@@ -41,12 +41,13 @@ class ResBlock(nn.Module):
     def __init__(self, in_ch:int, out_ch:int,
                  emb_dim:int=None, # width of the timestep embedding; None: no embedding (the autoencoder's blocks)
                  dropout:float=0.0, groups:int=32,
-                 scale_shift_norm:bool=True): # AdaGN (scale and shift after the norm), else an additive bias before it
+                 scale_shift_norm:bool=True, # AdaGN (scale and shift after the norm), else an additive bias before it
+                 eps:float=1e-6): # GroupNorm epsilon
         super().__init__()
         self.scale_shift = scale_shift_norm
-        self.norm1, self.conv1 = group_norm(in_ch, groups), nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.norm1, self.conv1 = group_norm(in_ch, groups, eps), nn.Conv2d(in_ch, out_ch, 3, padding=1)
         self.emb = None if emb_dim is None else nn.Linear(emb_dim, 2 * out_ch if scale_shift_norm else out_ch)
-        self.norm2, self.drop = group_norm(out_ch, groups), nn.Dropout(dropout)
+        self.norm2, self.drop = group_norm(out_ch, groups, eps), nn.Dropout(dropout)
         self.conv2 = zero_module(nn.Conv2d(out_ch, out_ch, 3, padding=1))
         self.skip = nn.Identity() if in_ch == out_ch else nn.Conv2d(in_ch, out_ch, 1)
 
@@ -81,10 +82,11 @@ class SelfAttention2d(nn.Module):
 
 class Downsample(nn.Module):
     "Halve the resolution with a strided 3×3 convolution."
-    def __init__(self, ch:int):
+    def __init__(self, ch:int, asymmetric:bool=False): # asymmetric: pad only right and bottom (the CompVis autoencoder)
         super().__init__()
-        self.conv = nn.Conv2d(ch, ch, 3, stride=2, padding=1)
-    def forward(self, x, emb=None): return self.conv(x)
+        self.asymmetric = asymmetric
+        self.conv = nn.Conv2d(ch, ch, 3, stride=2, padding=0 if asymmetric else 1)
+    def forward(self, x, emb=None): return self.conv(F.pad(x, (0, 1, 0, 1)) if self.asymmetric else x)
 
 class Upsample(nn.Module):
     "Double the resolution: nearest-neighbour upsampling, then a 3×3 convolution."
@@ -106,6 +108,7 @@ class UNetConfig:
     dropout:float = 0.0
     num_heads:int = 4
     groups:int = 32                  # GroupNorm groups (fewer for narrow layers)
+    norm_eps:float = 1e-6            # GroupNorm epsilon of the ResBlocks and the output (Stable Diffusion: 1e-5)
     scale_shift_norm:bool = True     # inject t by AdaGN (scale, shift); False: additive bias (DDPM, Stable Diffusion)
     context_dim:int = None           # conditioning: width of the context tokens tau_theta(y); attention becomes a
                                      # SpatialTransformer with cross-attention (see the attention chapter)
@@ -144,25 +147,25 @@ class UNet(nn.Module):
         for level, mult in enumerate(c.channel_mult):
             layers = nn.ModuleList()
             for _ in range(c.num_res_blocks):
-                layers.append(ResBlock(ch, c.base_channels * mult, emb_dim, c.dropout, c.groups, c.scale_shift_norm)); ch = c.base_channels * mult
+                layers.append(ResBlock(ch, c.base_channels * mult, emb_dim, c.dropout, c.groups, c.scale_shift_norm, c.norm_eps)); ch = c.base_channels * mult
                 if ds in c.attention_resolutions: layers.append(attention(ch))
                 skips.append(ch)
             if level < len(c.channel_mult) - 1:
                 layers.append(Downsample(ch)); ds *= 2; skips.append(ch)
             self.down.append(layers)
-        self.mid = nn.ModuleList([ResBlock(ch, ch, emb_dim, c.dropout, c.groups, c.scale_shift_norm),
+        self.mid = nn.ModuleList([ResBlock(ch, ch, emb_dim, c.dropout, c.groups, c.scale_shift_norm, c.norm_eps),
                                   attention(ch) if c.mid_attention else nn.Identity(),
-                                  ResBlock(ch, ch, emb_dim, c.dropout, c.groups, c.scale_shift_norm)])
+                                  ResBlock(ch, ch, emb_dim, c.dropout, c.groups, c.scale_shift_norm, c.norm_eps)])
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(c.channel_mult))):
             layers = nn.ModuleList()
             for i in range(c.num_res_blocks + 1):
-                layers.append(ResBlock(ch + skips.pop(), c.base_channels * mult, emb_dim, c.dropout, c.groups, c.scale_shift_norm))
+                layers.append(ResBlock(ch + skips.pop(), c.base_channels * mult, emb_dim, c.dropout, c.groups, c.scale_shift_norm, c.norm_eps))
                 ch = c.base_channels * mult
                 if ds in c.attention_resolutions: layers.append(attention(ch))
             if level > 0: layers.append(Upsample(ch)); ds //= 2
             self.up.insert(0, layers)                            # up[level] mirrors down[level]
-        self.out = nn.Sequential(group_norm(ch, c.groups), nn.SiLU(), zero_module(nn.Conv2d(ch, c.out_channels, 3, padding=1)))
+        self.out = nn.Sequential(group_norm(ch, c.groups, c.norm_eps), nn.SiLU(), zero_module(nn.Conv2d(ch, c.out_channels, 3, padding=1)))
 
     def check_input(self, x, t, context=None, context_mask=None):
         "Validate `x` (B, C, H, W), `t` and the context; return `t` as a (B,) tensor. Raises a clear error on bad input."
