@@ -374,11 +374,11 @@ def clip_config_from_transformers(cfg:dict) -> CLIPTextConfig:
     return CLIPTextConfig(vocab_size=cfg['vocab_size'], width=cfg['hidden_size'], layers=cfg['num_hidden_layers'],
                           heads=cfg['num_attention_heads'], max_length=cfg['max_position_embeddings'], eps=cfg.get('layer_norm_eps', 1e-5))
 
-def _weights_file(folder:Path) -> Path:
-    "The weights in a diffusers sub-folder, preferring safetensors (fp16 variant first: half the download)."
+def _read_folder(folder:Path) -> dict:
+    "The tensors of a diffusers sub-folder (all shards), preferring safetensors, the fp16 variant first (half the download)."
     for pattern in ('*.fp16.safetensors', '*.safetensors', '*.fp16.bin', '*.bin'):
-        hits = sorted(folder.glob(pattern))
-        if hits: return hits[0]
+        hits = sorted(p for p in folder.glob(pattern) if pattern.startswith('*.fp16') or '.fp16.' not in p.name)
+        if hits: return {k: v for p in hits for k, v in read_tensors(p).items()}
     raise FileNotFoundError(f"no weights (.safetensors or .bin) in {folder}")
 
 # %% ../nbs/18_stable_diffusion.ipynb #7fa85037
@@ -415,9 +415,8 @@ class StableDiffusion(nn.Module):
             if missing: raise FileNotFoundError(f"{path} is not a diffusers Stable Diffusion folder: no {missing} sub-folders")
             read = lambda d: json.loads((path/d/'config.json').read_text())
             ucfg, (acfg, scale), ccfg = unet_config_from_diffusers(read('unet')), autoencoder_config_from_diffusers(read('vae')), clip_config_from_transformers(read('text_encoder'))
-            theirs = dict(unet=read_tensors(_weights_file(path/'unet')), autoencoder=read_tensors(_weights_file(path/'vae')),
-                          text_encoder={k[len('text_model.'):] if k.startswith('text_model.') else k: v
-                                        for k, v in read_tensors(_weights_file(path/'text_encoder')).items()})
+            theirs = dict(unet=_read_folder(path/'unet'), autoencoder=_read_folder(path/'vae'),
+                          text_encoder={k.removeprefix('text_model.'): v for k, v in _read_folder(path/'text_encoder').items()})
             source, alphas_cumprod = 'diffusers', None
             if tokenizer is None and (path/'tokenizer'/'vocab.json').exists():
                 tokenizer = CLIPTokenizer.from_files(path/'tokenizer'/'vocab.json', path/'tokenizer'/'merges.txt', max_length=ccfg.max_length)
