@@ -7,7 +7,7 @@ __all__ = ['SCALE_FACTOR', 'COMPVIS_PARTS', 'sd_v1_unet_config', 'sd_v1_autoenco
            'CLIPTextConfig', 'CLIPLayer', 'CLIPTextEncoder', 'bytes_to_unicode', 'CLIPTokenizer', 'unet_rows',
            'autoencoder_rows', 'clip_rows', 'convert_state_dict', 'export_state_dict', 'read_tensors', 'split_compvis',
            'unet_config_from_diffusers', 'autoencoder_config_from_diffusers', 'clip_config_from_transformers',
-           'StableDiffusion']
+           'StableDiffusion', 'save_pretrained']
 
 # %% ../nbs/18_stable_diffusion.ipynb #bf349dfe
 import gzip, html, json, pickle, unicodedata, importlib.util
@@ -496,3 +496,43 @@ class StableDiffusion(nn.Module):
         if B != len(z0): raise ValueError(f"{B} prompts for {len(z0)} images")
         z = self.sched.q_sample(z0, ts[0], noise=torch.randn(z0.shape, generator=g).to(z0))   # z_t0 = sqrt(ab) z_0 + sqrt(1 - ab) eps
         return self.decode(self._denoise(z, ts, eps, eta, g, progress))
+
+# %% ../nbs/18_stable_diffusion.ipynb #98942b61
+def _atomic(path:Path, write):
+    tmp = path.with_name(f'.{path.name}.tmp'); write(tmp); tmp.replace(path)
+
+def save_pretrained(self:StableDiffusion, path):
+    "Write the model in the diffusers folder layout (unet/, vae/, text_encoder/, tokenizer/), each file atomically."
+    from safetensors.torch import save_file
+    path, u, a, c = Path(path), self.unet.config, self.autoencoder.config, self.text_encoder.config
+    if u.scale_shift_norm or u.transformer_depth != 1 or not u.mid_attention or sorted(u.attention_resolutions) != [2 ** i for i in range(len(u.attention_resolutions))]:
+        raise ValueError("only SD-v1-style UNets (additive timestep, depth-1 transformers on the first levels and the middle) map onto diffusers' UNet2DConditionModel")
+    L = len(u.channel_mult)
+    down = ['CrossAttnDownBlock2D' if 2 ** l in u.attention_resolutions else 'DownBlock2D' for l in range(L)]
+    configs = {
+        'unet': dict(_class_name='UNet2DConditionModel', in_channels=u.in_channels, out_channels=u.out_channels, layers_per_block=u.num_res_blocks,
+                     block_out_channels=[u.base_channels * m for m in u.channel_mult], down_block_types=down,
+                     up_block_types=[t.replace('Down', 'Up') for t in reversed(down)], cross_attention_dim=u.context_dim,
+                     attention_head_dim=u.num_heads, norm_num_groups=u.groups, norm_eps=u.norm_eps),
+        'vae': dict(_class_name='AutoencoderKL', in_channels=a.in_channels, out_channels=a.in_channels, latent_channels=a.z_channels,
+                    block_out_channels=[a.base_channels * m for m in a.channel_mult], layers_per_block=a.num_res_blocks,
+                    down_block_types=['DownEncoderBlock2D'] * len(a.channel_mult), up_block_types=['UpDecoderBlock2D'] * len(a.channel_mult),
+                    norm_num_groups=a.groups, scaling_factor=self.scale_factor),
+        'text_encoder': dict(architectures=['CLIPTextModel'], model_type='clip_text_model', vocab_size=c.vocab_size, hidden_size=c.width,
+                             intermediate_size=4 * c.width, num_hidden_layers=c.layers, num_attention_heads=c.heads, max_position_embeddings=c.max_length,
+                             hidden_act='quick_gelu', layer_norm_eps=c.eps, bos_token_id=self.tokenizer.bos, eos_token_id=self.tokenizer.eos, pad_token_id=1)}
+    weights = {'unet': export_state_dict(self.unet.state_dict(), unet_rows(u)),
+               'vae': export_state_dict(self.autoencoder.state_dict(), autoencoder_rows(a)),
+               'text_encoder': {'text_model.' + k: v for k, v in export_state_dict(self.text_encoder.state_dict(), clip_rows(c)).items()}}
+    for part in ('unet', 'vae', 'text_encoder'):
+        (path/part).mkdir(parents=True, exist_ok=True)
+        _atomic(path/part/'config.json', lambda p: p.write_text(json.dumps(configs[part], indent=2)))
+        name = 'model.safetensors' if part == 'text_encoder' else 'diffusion_pytorch_model.safetensors'
+        _atomic(path/part/name, lambda p: save_file({k: v.detach().contiguous().cpu() for k, v in weights[part].items()}, str(p)))
+    (path/'tokenizer').mkdir(exist_ok=True)
+    merges = sorted(self.tokenizer.ranks, key=self.tokenizer.ranks.get)
+    _atomic(path/'tokenizer'/'vocab.json', lambda p: p.write_text(json.dumps(self.tokenizer.vocab), encoding='utf-8'))
+    _atomic(path/'tokenizer'/'merges.txt', lambda p: p.write_text('#version: 0.2\n' + '\n'.join(' '.join(m) for m in merges) + '\n', encoding='utf-8'))
+    return path
+
+StableDiffusion.save_pretrained = save_pretrained
