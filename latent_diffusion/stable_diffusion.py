@@ -7,7 +7,7 @@ __all__ = ['SCALE_FACTOR', 'COMPVIS_PARTS', 'sd_v1_unet_config', 'sd_v1_autoenco
            'CLIPTextConfig', 'CLIPLayer', 'CLIPTextEncoder', 'bytes_to_unicode', 'CLIPTokenizer', 'unet_rows',
            'autoencoder_rows', 'clip_rows', 'convert_state_dict', 'export_state_dict', 'read_tensors', 'split_compvis',
            'unet_config_from_diffusers', 'autoencoder_config_from_diffusers', 'clip_config_from_transformers',
-           'StableDiffusion', 'save_pretrained']
+           'modern_attention_names', 'StableDiffusion', 'save_pretrained']
 
 # %% ../nbs/18_stable_diffusion.ipynb #bf349dfe
 import gzip, html, json, pickle, unicodedata, importlib.util
@@ -311,6 +311,10 @@ def export_state_dict(ours:dict, rows:list, source:str='diffusers') -> dict:
     return out
 
 # %% ../nbs/18_stable_diffusion.ipynb #2c517523
+class _Stub:
+    "Stands in for a class a checkpoint names but we never import or run: Lightning's `ModelCheckpoint` keys SD v1.4's callback state."
+_HARMLESS = ['pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint']
+
 def read_tensors(path) -> dict:
     "All tensors of a checkpoint file, without running pickled code: `.safetensors`, or `.ckpt`/`.bin`/`.pt` through `torch.load(weights_only=True)`."
     path = Path(path)
@@ -320,7 +324,9 @@ def read_tensors(path) -> dict:
         return load_file(str(path))
     if path.suffix not in ('.ckpt', '.bin', '.pt', '.pth'):
         raise ValueError(f"unknown checkpoint format {path.suffix!r}: expected .safetensors, .ckpt, .bin, .pt or .pth")
-    try: obj = torch.load(path, map_location='cpu', weights_only=True)      # tensors and plain containers only
+    try:
+        with torch.serialization.safe_globals([(_Stub, name) for name in _HARMLESS]):   # names resolve to our empty class, never imported
+            obj = torch.load(path, map_location='cpu', weights_only=True)  # tensors and plain containers only
     except pickle.UnpicklingError as e:
         raise ValueError(f"{path} contains pickled objects other than tensors; loading it would execute code from the file, "
                          f"so it is refused. Use the .safetensors version of the checkpoint. ({str(e).splitlines()[0]})") from None
@@ -374,12 +380,27 @@ def clip_config_from_transformers(cfg:dict) -> CLIPTextConfig:
     return CLIPTextConfig(vocab_size=cfg['vocab_size'], width=cfg['hidden_size'], layers=cfg['num_hidden_layers'],
                           heads=cfg['num_attention_heads'], max_length=cfg['max_position_embeddings'], eps=cfg.get('layer_norm_eps', 1e-5))
 
+def _variant(p:Path) -> str:
+    "The variant of a diffusers weight file: 'fp16' in `model.fp16.safetensors` or `model.fp16-00001-of-00002.safetensors`, '' for none."
+    parts = p.name.split('.')
+    return parts[1].split('-')[0] if len(parts) == 3 else '' if len(parts) == 2 else '?'
+
 def _read_folder(folder:Path) -> dict:
-    "The tensors of a diffusers sub-folder (all shards), preferring safetensors, the fp16 variant first (half the download)."
-    for pattern in ('*.fp16.safetensors', '*.safetensors', '*.fp16.bin', '*.bin'):
-        hits = sorted(p for p in folder.glob(pattern) if pattern.startswith('*.fp16') or '.fp16.' not in p.name)
-        if hits: return {k: v for p in hits for k, v in read_tensors(p).items()}
-    raise FileNotFoundError(f"no weights (.safetensors or .bin) in {folder}")
+    "The tensors of a diffusers sub-folder (all shards), preferring safetensors, the fp16 variant first (half the download); other variants (`non_ema`) are skipped."
+    for ext in ('safetensors', 'bin'):
+        for variant in ('fp16', ''):
+            hits = sorted(p for p in folder.glob(f'*.{ext}') if _variant(p) == variant)
+            if hits: return {k: v for p in hits for k, v in read_tensors(p).items()}
+    raise FileNotFoundError(f"no weights (.safetensors or .bin, plain or fp16) in {folder}")
+
+_LEGACY_ATTENTION = {'query': 'to_q', 'key': 'to_k', 'value': 'to_v', 'proj_attn': 'to_out.0'}
+def modern_attention_names(sd:dict) -> dict:
+    "diffusers < 0.14 named the VAE's attention `query/key/value/proj_attn` (SD v1.5's `vae/` still does); today's names are `to_q/to_k/to_v/to_out.0`."
+    def rename(k):
+        head, _, leaf = k.rpartition('.')                              # e.g. decoder.mid_block.attentions.0.query | weight
+        block, _, name = head.rpartition('.')
+        return f'{block}.{_LEGACY_ATTENTION[name]}.{leaf}' if '.attentions.' in k and name in _LEGACY_ATTENTION else k
+    return {rename(k): v for k, v in sd.items()}
 
 # %% ../nbs/18_stable_diffusion.ipynb #7fa85037
 class StableDiffusion(nn.Module):
@@ -415,7 +436,7 @@ class StableDiffusion(nn.Module):
             if missing: raise FileNotFoundError(f"{path} is not a diffusers Stable Diffusion folder: no {missing} sub-folders")
             read = lambda d: json.loads((path/d/'config.json').read_text())
             ucfg, (acfg, scale), ccfg = unet_config_from_diffusers(read('unet')), autoencoder_config_from_diffusers(read('vae')), clip_config_from_transformers(read('text_encoder'))
-            theirs = dict(unet=_read_folder(path/'unet'), autoencoder=_read_folder(path/'vae'),
+            theirs = dict(unet=_read_folder(path/'unet'), autoencoder=modern_attention_names(_read_folder(path/'vae')),
                           text_encoder={k.removeprefix('text_model.'): v for k, v in _read_folder(path/'text_encoder').items()})
             source, alphas_cumprod = 'diffusers', None
             if tokenizer is None and (path/'tokenizer'/'vocab.json').exists():
@@ -431,7 +452,8 @@ class StableDiffusion(nn.Module):
             sd = convert_state_dict(theirs.pop(name), module.state_dict(), rows, source, what=name)
             module.load_state_dict({k: v.to(dtype) for k, v in sd.items()}, assign=True)   # our tensors replace the meta ones
         model = cls(unet, ae, te, tokenizer, scale).to(device)
-        if alphas_cumprod is not None and not torch.allclose(alphas_cumprod.double().cpu(), model.sched.alpha_bar[1:].double().cpu(), rtol=1e-4):
+        rtol = max(1e-4, 4 * torch.finfo(alphas_cumprod.dtype).eps) if alphas_cumprod is not None else 0   # fp16 files store it rounded
+        if alphas_cumprod is not None and not torch.allclose(alphas_cumprod.double().cpu(), model.sched.alpha_bar[1:].double().cpu(), rtol=rtol):
             raise ValueError("the checkpoint's alphas_cumprod differ from SD v1's scaled-linear schedule: not an SD v1 checkpoint")
         return model
 

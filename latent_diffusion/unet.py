@@ -34,7 +34,8 @@ class TimestepEmbedding(nn.Module):
         super().__init__()
         self.dim = dim
         self.mlp = nn.Sequential(nn.Linear(dim, out_dim), nn.SiLU(), nn.Linear(out_dim, out_dim))
-    def forward(self, t): return self.mlp(timestep_embedding(t, self.dim))           # (B,) -> (B, out_dim)
+    def forward(self, t):                                                            # (B,) -> (B, out_dim)
+        return self.mlp(timestep_embedding(t, self.dim).to(self.mlp[0].weight.dtype))   # fp32 features into a bf16/fp16 model's dtype
 
 class ResBlock(nn.Module):
     "Pre-activation residual block with the timestep embedding injected between its two convolutions."
