@@ -4,7 +4,9 @@
    2% of fp32 on the same batch and noise, and 30 mixed-precision training steps give finite, falling losses;
 3. checks that fused attention (scaled_dot_product_attention) matches attention written out, under autocast;
 4. prints the benchmarks: our UNet against diffusers' (bench/unet_vs_diffusers.py) and LDM-4 against pixel-space LDM-1;
-5. runs the test suite (pytest) on the GPU, unless --no-tests.
+5. compares latent_diffusion.perf.PeakMemory's count of tensor storage (what the performance chapter's T4 table rests on)
+   with torch.cuda.max_memory_allocated for a training step and for sampling, and counts SD v1 sampling at 512x512;
+6. runs the test suite (pytest) on the GPU, unless --no-tests.
 Results go to stdout and to --out (JSON). It also runs on CPU, where step 2 checks fp32 only.
 
     pip install -e ".[dev,bench]" && python bench/gpu_check.py --out gpu_check.json
@@ -82,7 +84,24 @@ def main(argv=None):
     s4 = time_it(amp_step(train_step_fn(u4, torch.randn(B, 3, 8, 8, device=dev), tb)), reps=5, device=dev)
     res['train_step_ldm1_s'], res['train_step_ldm4_s'] = s1, s4
     print(f'training step, batch {B}: LDM-1 {s1:.4f} s, LDM-4 {s4:.4f} s -> LDM-4/LDM-1 throughput {s1 / s4:.2f}x (paper: 2.9x)')
-    # 5. the tests
+    # 5. our memory count against the CUDA allocator's
+    from latent_diffusion.perf import PeakMemory, sd_v1_memory, T4_BUDGET
+    def peaks(fn):
+        if dev.type == 'cuda': torch.cuda.synchronize(dev); torch.cuda.reset_peak_memory_stats(dev); base = torch.cuda.memory_allocated(dev)
+        with PeakMemory() as pm: fn()
+        cuda = (torch.cuda.max_memory_allocated(dev) - base) if dev.type == 'cuda' else None
+        return pm.peak[str(dev)] if str(dev) in pm.peak else pm.peak_total, cuda
+    step = amp_step(train_step_fn(u4, torch.randn(B, 3, 8, 8, device=dev), tb)); step()
+    ldm.eval()
+    for what, fn in (('LDM-4 UNet training step, batch 64', step),
+                     ('100 guided samples, 10 DDIM steps', lambda: ldm.sample(n=100, cond=list(range(10)) * 10, steps=10, guidance=3.0, progress=False))):
+        ours, cuda = peaks(fn)
+        res[f'memory {what}'] = dict(ours=ours, cuda=cuda)
+        print(f'peak memory, {what}: PeakMemory {ours / 2**20:.1f} MiB' + (f', CUDA allocator {cuda / 2**20:.1f} MiB (ratio {ours / cuda:.2f})' if cuda else ''))
+    sd = sd_v1_memory()
+    res['sd_v1_sampling_bytes'] = sd
+    print(f"SD v1 sampling at 512x512 in fp16 (counted on fake tensors): {sd['sample'] / 2**30:.2f} GiB, T4 budget {T4_BUDGET / 2**30:.1f} GiB")
+    # 6. the tests
     if not a.no_tests:
         t0 = time.time()
         r = subprocess.run([sys.executable, '-m', 'pytest', '-q'], cwd=Path(__file__).parent.parent)

@@ -1,20 +1,24 @@
 """Our UNet against diffusers' UNet2DConditionModel built from the same configuration (channels, levels, attention,
-context): inference forward time, training-step time and, on CUDA, peak memory, printed as ours/diffusers ratios
-measured side by side in one run. diffusers builds its model from the config with random weights: nothing is downloaded.
+context): inference forward time, training-step time and peak memory, printed as ours/diffusers ratios measured side
+by side in one run. diffusers builds its model from the config with random weights: nothing is downloaded.
 
     pip install -e ".[bench]"
     python bench/unet_vs_diffusers.py                     # CPU, or the GPU when there is one
     python bench/unet_vs_diffusers.py --device cuda --batch 16 --size 64
 
 Both models run in the same precision (bf16/fp16 autocast on CUDA as the training loop chooses it, fp32 on CPU) with
-PyTorch's scaled_dot_product_attention. Times are medians of --reps runs after warm-up.
+PyTorch's scaled_dot_product_attention. Times are medians of --reps paired runs after warm-up: in each pair both models
+run back to back, the order alternating, and the spread of the per-pair ratios shows how far the machine's noise reaches.
+Peak memory is torch.cuda.max_memory_allocated on CUDA and latent_diffusion.perf.PeakMemory's count of tensor storage on
+CPU (above the weights and optimizer state made before the step).
 """
-import argparse, json, platform, sys
+import argparse, json, platform, statistics, sys, time
 import torch
 from latent_diffusion.unet import UNet, UNetConfig
 from latent_diffusion.forward import default_device
 from latent_diffusion.train import autocast_dtype
-from latent_diffusion.evaluation import time_it, train_step_fn
+from latent_diffusion.evaluation import train_step_fn
+from latent_diffusion.perf import PeakMemory
 
 def build(width:int, context_dim:int, heads:int, device):
     "The same SD-style UNet twice: 3 levels (1, 2, 4) x width, 2 ResBlocks per level, cross-attention on the first two levels."
@@ -36,7 +40,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--device', default=None); p.add_argument('--batch', type=int, default=8); p.add_argument('--size', type=int, default=32)
     p.add_argument('--width', type=int, default=64); p.add_argument('--context', type=int, default=128); p.add_argument('--tokens', type=int, default=16)
-    p.add_argument('--reps', type=int, default=5); p.add_argument('--json', action='store_true', help='print the results as JSON too')
+    p.add_argument('--reps', type=int, default=8); p.add_argument('--json', action='store_true', help='print the results as JSON too')
     a = p.parse_args(argv)
     device = default_device(a.device)
     ours, theirs = build(a.width, a.context, 4, device)
@@ -49,27 +53,45 @@ def main(argv=None):
             with torch.autocast(device.type, dtype=amp, enabled=amp is not None): return fn()
         return run
     res = {name: dict(params=sum(q.numel() for q in m.parameters())) for name, m in (('ours', ours), ('diffusers', theirs))}
-    for rnd in range(2):                                       # interleaved rounds; the second one counts
-        for name, model in (('ours', ours), ('diffusers', theirs)):   # both take (x, t, context) positionally
-            model.eval()
-            def fwd():
-                with torch.no_grad(): return model(x, t, ctx)
-            if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
-            res[name]['forward_s'] = time_it(under_amp(fwd), reps=a.reps, device=device)
-            if device.type == 'cuda': res[name]['forward_peak_mb'] = torch.cuda.max_memory_allocated(device) / 2 ** 20
-            model.train()
-            if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
-            res[name]['train_step_s'] = time_it(under_amp(train_step_fn(model, x, t, ctx, lr=1e-5)), reps=a.reps, device=device)
-            if device.type == 'cuda': res[name]['train_peak_mb'] = torch.cuda.max_memory_allocated(device) / 2 ** 20
+    models = dict(ours=ours, diffusers=theirs)              # both take (x, t, context) positionally
+    def forward(model):
+        model.eval()
+        def run():
+            with torch.no_grad(): return model(x, t, ctx)
+        return under_amp(run)
+    steps = {k: under_amp(train_step_fn(m.train(), x, t, ctx, lr=1e-5)) for k, m in models.items()}
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == 'cuda' else (lambda: None)
+    ratios = {}
+    for key, make in (('forward_s', lambda k: forward(models[k])), ('train_step_s', lambda k: (models[k].train(), steps[k])[1])):
+        fns = {k: make(k) for k in models}
+        for k in models: fns[k](); fns[k]()                 # warm-up
+        times = {k: [] for k in models}
+        for r in range(a.reps):                             # paired reps, the order alternating: slow drifts of a shared
+            for k in (('ours', 'diffusers') if r % 2 == 0 else ('diffusers', 'ours')):   # machine hit both sides alike
+                sync(); t0 = time.perf_counter(); fns[k](); sync(); times[k].append(time.perf_counter() - t0)
+        for k in models: res[k][key] = statistics.median(times[k])
+        ratios[key] = sorted(o / d for o, d in zip(times['ours'], times['diffusers']))   # one ratio per pair
+    for k, m in models.items():                             # peak memory: the CUDA allocator's counter, or our count on CPU
+        for key, fn in (('forward_peak_mb', forward(m)), ('train_peak_mb', (m.train(), steps[k])[1])):
+            if device.type == 'cuda':
+                torch.cuda.synchronize(device); torch.cuda.reset_peak_memory_stats(device); base = torch.cuda.memory_allocated(device)
+                fn(); torch.cuda.synchronize(device); res[k][key] = (torch.cuda.max_memory_allocated(device) - base) / 2 ** 20
+            else:
+                with PeakMemory() as pm: fn()               # what the step allocates beyond weights and optimizer state
+                res[k][key] = pm.peak_total / 2 ** 20
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads'
     print(f"device: {device.type} ({name}); torch {torch.__version__}; batch {a.batch}, latents {a.size}x{a.size}x4, width {a.width}, "
-          f"context {a.tokens}x{a.context}, precision {amp or torch.float32}")
-    print(f"{'':22s}{'ours':>12s}{'diffusers':>12s}{'ours/diffusers':>16s}")
+          f"context {a.tokens}x{a.context}, precision {amp or torch.float32}; {a.reps} paired reps")
+    print(f"{'':18s}{'ours':>12s}{'diffusers':>12s}{'ours/diffusers':>16s}{'per-pair ratios (min, quartiles, max)':>40s}")
     for key, unit in (('params', ''), ('forward_s', 's'), ('train_step_s', 's'), ('forward_peak_mb', 'MB'), ('train_peak_mb', 'MB')):
-        if key not in res['ours']: continue
         o, d = res['ours'][key], res['diffusers'][key]
         fmt = (lambda v: f'{v / 1e6:.2f} M') if key == 'params' else (lambda v: f'{v:.4f} {unit}' if unit == 's' else f'{v:.0f} {unit}')
-        print(f'{key:22s}{fmt(o):>12s}{fmt(d):>12s}{o / d:16.2f}')
+        spread = ''
+        if key in ratios:
+            q = ratios[key]; n = len(q)
+            spread = f'{q[0]:.2f}, {q[n // 4]:.2f}, {q[n // 2]:.2f}, {q[(3 * n) // 4]:.2f}, {q[-1]:.2f}'
+            res.setdefault('ratios', {})[key] = q
+        print(f'{key:18s}{fmt(o):>12s}{fmt(d):>12s}{o / d:16.2f}{spread:>40s}')
     if a.json: print(json.dumps(dict(device=name, **res)))
     return res
 
