@@ -90,7 +90,7 @@ def main(argv=None):
         if dev.type == 'cuda': torch.cuda.synchronize(dev); torch.cuda.reset_peak_memory_stats(dev); base = torch.cuda.memory_allocated(dev)
         with PeakMemory() as pm: fn()
         cuda = (torch.cuda.max_memory_allocated(dev) - base) if dev.type == 'cuda' else None
-        return pm.peak[str(dev)] if str(dev) in pm.peak else pm.peak_total, cuda
+        return sum(v for d, v in pm.peak.items() if d.startswith(dev.type)), cuda   # this device's storage ('cuda:0' or 'cpu')
     step = amp_step(train_step_fn(u4, torch.randn(B, 3, 8, 8, device=dev), tb)); step()
     ldm.eval()
     for what, fn in (('LDM-4 UNet training step, batch 64', step),

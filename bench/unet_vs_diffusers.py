@@ -10,7 +10,7 @@ Both models run in the same precision (bf16/fp16 autocast on CUDA as the trainin
 PyTorch's scaled_dot_product_attention. Times are medians of --reps paired runs after warm-up: in each pair both models
 run back to back, the order alternating, and the spread of the per-pair ratios shows how far the machine's noise reaches.
 Peak memory is torch.cuda.max_memory_allocated on CUDA and latent_diffusion.perf.PeakMemory's count of tensor storage on
-CPU (above the weights and optimizer state made before the step).
+CPU (what the pass or step allocates, beyond the weights and optimizer state made before it).
 """
 import argparse, json, platform, statistics, sys, time
 import torch
@@ -72,24 +72,28 @@ def main(argv=None):
         for k in models: res[k][key] = statistics.median(times[k])
         ratios[key] = sorted(o / d for o, d in zip(times['ours'], times['diffusers']))   # one ratio per pair
     for k, m in models.items():                             # peak memory: the CUDA allocator's counter, or our count on CPU
-        for key, fn in (('forward_peak_mb', forward(m)), ('train_peak_mb', (m.train(), steps[k])[1])):
+        for key in ('forward_peak_mib', 'train_peak_mib'):
+            if key == 'forward_peak_mib': fn = forward(m)       # (forward() puts the model in eval mode)
+            else: m.train(); fn = steps[k]
             if device.type == 'cuda':
                 torch.cuda.synchronize(device); torch.cuda.reset_peak_memory_stats(device); base = torch.cuda.memory_allocated(device)
                 fn(); torch.cuda.synchronize(device); res[k][key] = (torch.cuda.max_memory_allocated(device) - base) / 2 ** 20
             else:
-                with PeakMemory() as pm: fn()               # what the step allocates beyond weights and optimizer state
+                with PeakMemory() as pm: fn()               # what the step allocates: weights and optimizer state made before don't count
                 res[k][key] = pm.peak_total / 2 ** 20
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads'
     print(f"device: {device.type} ({name}); torch {torch.__version__}; batch {a.batch}, latents {a.size}x{a.size}x4, width {a.width}, "
           f"context {a.tokens}x{a.context}, precision {amp or torch.float32}; {a.reps} paired reps")
     print(f"{'':18s}{'ours':>12s}{'diffusers':>12s}{'ours/diffusers':>16s}{'per-pair ratios (min, quartiles, max)':>40s}")
-    for key, unit in (('params', ''), ('forward_s', 's'), ('train_step_s', 's'), ('forward_peak_mb', 'MB'), ('train_peak_mb', 'MB')):
+    print(f"{'':18s}{'':>12s}{'':>12s}{'(of medians)':>16s}")
+    for key, unit in (('params', ''), ('forward_s', 's'), ('train_step_s', 's'), ('forward_peak_mib', 'MiB'), ('train_peak_mib', 'MiB')):
         o, d = res['ours'][key], res['diffusers'][key]
         fmt = (lambda v: f'{v / 1e6:.2f} M') if key == 'params' else (lambda v: f'{v:.4f} {unit}' if unit == 's' else f'{v:.0f} {unit}')
         spread = ''
         if key in ratios:
-            q = ratios[key]; n = len(q)
-            spread = f'{q[0]:.2f}, {q[n // 4]:.2f}, {q[n // 2]:.2f}, {q[(3 * n) // 4]:.2f}, {q[-1]:.2f}'
+            q = ratios[key]
+            quart = statistics.quantiles(q, n=4, method='inclusive') if len(q) > 1 else q * 3
+            spread = ', '.join(f'{v:.2f}' for v in (q[0], *quart, q[-1]))
             res.setdefault('ratios', {})[key] = q
         print(f'{key:18s}{fmt(o):>12s}{fmt(d):>12s}{o / d:16.2f}{spread:>40s}')
     if a.json: print(json.dumps(dict(device=name, **res)))

@@ -12,9 +12,12 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 # %% ../nbs/19_performance.ipynb #331241a9
+_FRESH = {torch.ops.aten.lift_fresh.default, torch.ops.aten.lift_fresh_copy.default}   # torch.tensor(...) hands its new tensor through these
+
 class PeakMemory(TorchDispatchMode):
     "Count the bytes of tensor storage alive while the `with` block runs, per device and in total, and their peaks."
     def __init__(self, *existing): # modules (their parameters and buffers) and tensors made before the block that should count
+        "Without `existing`, the count is what the block itself allocates; tensors made before it are never counted."
         super().__init__()
         self.now, self.peak, self.peak_total, self._live = {}, {}, 0, {}
         for obj in existing:
@@ -44,13 +47,16 @@ class PeakMemory(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        for t in tree_flatten(out)[0]:
-            if isinstance(t, torch.Tensor): self._add(t)
+        inputs = set() if func in _FRESH else {t.untyped_storage()._cdata for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)}
+        for t in tree_flatten(out)[0]:                           # an output sharing an input's storage (a view, an in-place
+            if isinstance(t, torch.Tensor) and t.untyped_storage()._cdata not in inputs: self._add(t)   # op) is no new memory
         return out
 
 def fake_peak_memory(fn, # fn(pm) builds the model(s) and runs them; pm is the running count (pm.total: bytes alive now)
                      dtype:torch.dtype=torch.float32) -> PeakMemory: # the default dtype while `fn` runs (float16 for half weights)
     "Run `fn` on fake tensors (shapes and dtypes, no data, no computation) and return its `PeakMemory`."
+    # a float16 default dtype is outside what torch.set_default_dtype documents (float32/64), but building modules with it
+    # gives float16 parameters, which the SD test below checks byte for byte
     from torch._subclasses.fake_tensor import FakeTensorMode
     old = torch.get_default_dtype()
     with FakeTensorMode():
@@ -88,7 +94,6 @@ def recipe_memory(recipe, # a `Recipe`, or a built-in recipe's name
 def sd_v1_memory(height:int=512, width:int=512, batch:int=1, # images per prompt
                  guidance:bool=True) -> dict: # classifier-free guidance: the UNet sees 2 x batch
     "Peak memory (bytes) of Stable Diffusion v1 sampling in float16, counted on fake tensors: weights, a guided UNet step, decoding."
-    import dataclasses
     from latent_diffusion.autoencoder import Autoencoder
     from latent_diffusion.unet import UNet
     from latent_diffusion.stable_diffusion import sd_v1_unet_config, sd_v1_autoencoder_config, CLIPTextEncoder, CLIPTextConfig
@@ -104,15 +109,15 @@ def sd_v1_memory(height:int=512, width:int=512, batch:int=1, # images per prompt
     out['sample'] = fake_peak_memory(run, torch.float16).peak_total
     return out
 
-def sd_v1_finetune_memory(batch:int=1, height:int=512, width:int=512, checkpointing:bool=False) -> int:
-    "Peak memory (bytes) of fine-tuning SD v1's UNet as on CUDA: float32 weights, AdamW (foreach), fp16 autocast; on fake tensors."
+def sd_v1_finetune_memory(batch:int=1, height:int=512, width:int=512, checkpointing:bool=False,
+                          foreach:bool=True) -> int: # AdamW's whole-list kernels (CUDA's default), or its per-parameter loop
+    "Peak memory (bytes) of fine-tuning SD v1's UNet: float32 weights, AdamW, fp16 autocast; counted on fake tensors."
     import dataclasses
     from latent_diffusion.unet import UNet
     from latent_diffusion.stable_diffusion import sd_v1_unet_config
     def run(pm):
         unet = UNet(dataclasses.replace(sd_v1_unet_config(), gradient_checkpointing=checkpointing)).train()
-        opt = torch.optim.AdamW(unet.parameters(), lr=1e-5, foreach=True)   # CUDA's default: whole-list kernels,
-                                                                   # which hold a temporary per moment
+        opt = torch.optim.AdamW(unet.parameters(), lr=1e-5, foreach=foreach)   # foreach: whole-list kernels and their temporaries
         z, ctx, t = torch.randn(batch, 4, height // 8, width // 8), torch.randn(batch, 77, 768), torch.full((batch,), 500)
         for _ in range(2):                                         # the second step holds the optimizer's moments throughout
             with torch.autocast('cpu', dtype=torch.float16): loss = unet(z, t, ctx).float().square().mean()
