@@ -85,17 +85,12 @@ def main(argv=None):
     res['train_step_ldm1_s'], res['train_step_ldm4_s'] = s1, s4
     print(f'training step, batch {B}: LDM-1 {s1:.4f} s, LDM-4 {s4:.4f} s -> LDM-4/LDM-1 throughput {s1 / s4:.2f}x (paper: 2.9x)')
     # 5. our memory count against the CUDA allocator's
-    from latent_diffusion.perf import PeakMemory, sd_v1_memory, T4_BUDGET
-    def peaks(fn):
-        if dev.type == 'cuda': torch.cuda.synchronize(dev); torch.cuda.reset_peak_memory_stats(dev); base = torch.cuda.memory_allocated(dev)
-        with PeakMemory() as pm: fn()
-        cuda = (torch.cuda.max_memory_allocated(dev) - base) if dev.type == 'cuda' else None
-        return sum(v for d, v in pm.peak.items() if d.startswith(dev.type)), cuda   # this device's storage ('cuda:0' or 'cpu')
+    from latent_diffusion.perf import sd_v1_memory, T4_BUDGET
     step = amp_step(train_step_fn(u4, torch.randn(B, 3, 8, 8, device=dev), tb)); step()
     ldm.eval()
     for what, fn in (('LDM-4 UNet training step, batch 64', step),
                      ('100 guided samples, 10 DDIM steps', lambda: ldm.sample(n=100, cond=list(range(10)) * 10, steps=10, guidance=3.0, progress=False))):
-        ours, cuda = peaks(fn)
+        ours, cuda = unet_vs_diffusers.peak_bytes(fn, dev)
         res[f'memory {what}'] = dict(ours=ours, cuda=cuda)
         print(f'peak memory, {what}: PeakMemory {ours / 2**20:.1f} MiB' + (f', CUDA allocator {cuda / 2**20:.1f} MiB (ratio {ours / cuda:.2f})' if cuda else ''))
     sd = sd_v1_memory()

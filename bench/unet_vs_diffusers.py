@@ -36,6 +36,15 @@ def build(width:int, context_dim:int, heads:int, device):
             if p.abs().max() == 0: torch.nn.init.normal_(p, std=0.02)
     return ours.to(device), theirs.to(device)
 
+def peak_bytes(fn, device) -> tuple:
+    "Peak memory that `fn()` allocates beyond what exists before it: (PeakMemory's count on `device`, the CUDA allocator's or None)."
+    cuda = device.type == 'cuda'
+    if cuda: torch.cuda.synchronize(device); torch.cuda.reset_peak_memory_stats(device); base = torch.cuda.memory_allocated(device)
+    with PeakMemory() as pm: fn()
+    if cuda: torch.cuda.synchronize(device)
+    ours = sum(v for d, v in pm.peak.items() if d.startswith(device.type))   # this device's storage ('cuda:0' or 'cpu')
+    return ours, (torch.cuda.max_memory_allocated(device) - base) if cuda else None
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--device', default=None); p.add_argument('--batch', type=int, default=8); p.add_argument('--size', type=int, default=32)
@@ -60,9 +69,11 @@ def main(argv=None):
             with torch.no_grad(): return model(x, t, ctx)
         return under_amp(run)
     steps = {k: under_amp(train_step_fn(m.train(), x, t, ctx, lr=1e-5)) for k, m in models.items()}
+    def train(k):
+        models[k].train(); return steps[k]
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == 'cuda' else (lambda: None)
     ratios = {}
-    for key, make in (('forward_s', lambda k: forward(models[k])), ('train_step_s', lambda k: (models[k].train(), steps[k])[1])):
+    for key, make in (('forward_s', lambda k: forward(models[k])), ('train_step_s', train)):
         fns = {k: make(k) for k in models}
         for k in models: fns[k](); fns[k]()                 # warm-up
         times = {k: [] for k in models}
@@ -71,16 +82,10 @@ def main(argv=None):
                 sync(); t0 = time.perf_counter(); fns[k](); sync(); times[k].append(time.perf_counter() - t0)
         for k in models: res[k][key] = statistics.median(times[k])
         ratios[key] = sorted(o / d for o, d in zip(times['ours'], times['diffusers']))   # one ratio per pair
-    for k, m in models.items():                             # peak memory: the CUDA allocator's counter, or our count on CPU
-        for key in ('forward_peak_mib', 'train_peak_mib'):
-            if key == 'forward_peak_mib': fn = forward(m)       # (forward() puts the model in eval mode)
-            else: m.train(); fn = steps[k]
-            if device.type == 'cuda':
-                torch.cuda.synchronize(device); torch.cuda.reset_peak_memory_stats(device); base = torch.cuda.memory_allocated(device)
-                fn(); torch.cuda.synchronize(device); res[k][key] = (torch.cuda.max_memory_allocated(device) - base) / 2 ** 20
-            else:
-                with PeakMemory() as pm: fn()               # what the step allocates: weights and optimizer state made before don't count
-                res[k][key] = pm.peak_total / 2 ** 20
+    for k in models:                                        # peak memory: the CUDA allocator's counter, or our count on CPU
+        for key, make in (('forward_peak_mib', lambda k: forward(models[k])), ('train_peak_mib', train)):
+            ours, cuda = peak_bytes(make(k), device)        # weights and optimizer state made before don't count
+            res[k][key] = (cuda if cuda is not None else ours) / 2 ** 20
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads'
     print(f"device: {device.type} ({name}); torch {torch.__version__}; batch {a.batch}, latents {a.size}x{a.size}x4, width {a.width}, "
           f"context {a.tokens}x{a.context}, precision {amp or torch.float32}; {a.reps} paired reps")

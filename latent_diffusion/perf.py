@@ -56,7 +56,7 @@ def fake_peak_memory(fn, # fn(pm) builds the model(s) and runs them; pm is the r
                      dtype:torch.dtype=torch.float32) -> PeakMemory: # the default dtype while `fn` runs (float16 for half weights)
     "Run `fn` on fake tensors (shapes and dtypes, no data, no computation) and return its `PeakMemory`."
     # a float16 default dtype is outside what torch.set_default_dtype documents (float32/64), but building modules with it
-    # gives float16 parameters, which the SD test below checks byte for byte
+    # gives float16 parameters, which chapter 19's SD test checks byte for byte
     from torch._subclasses.fake_tensor import FakeTensorMode
     old = torch.get_default_dtype()
     with FakeTensorMode():
@@ -103,7 +103,7 @@ def sd_v1_memory(height:int=512, width:int=512, batch:int=1, # images per prompt
         out['weights'] = pm.total
         B = batch * (2 if guidance else 1)                       # conditional and unconditional halves
         with torch.no_grad():
-            z = torch.randn(B, 4, height // 8, width // 8)
+            z = torch.randn(B, unet.config.in_channels, height // ae.config.f, width // ae.config.f)
             unet(z, torch.full((B,), 500), torch.randn(B, 77, te.config.width))   # eps_theta(z_t, t, tau(y)); the text encoder's
             ae.decode(z[:batch])                                   # x = D(z / s)     activations on 77 tokens are negligible
     out['sample'] = fake_peak_memory(run, torch.float16).peak_total
@@ -114,11 +114,12 @@ def sd_v1_finetune_memory(batch:int=1, height:int=512, width:int=512, checkpoint
     "Peak memory (bytes) of fine-tuning SD v1's UNet: float32 weights, AdamW, fp16 autocast; counted on fake tensors."
     import dataclasses
     from latent_diffusion.unet import UNet
-    from latent_diffusion.stable_diffusion import sd_v1_unet_config
+    from latent_diffusion.stable_diffusion import sd_v1_unet_config, sd_v1_autoencoder_config
     def run(pm):
-        unet = UNet(dataclasses.replace(sd_v1_unet_config(), gradient_checkpointing=checkpointing)).train()
+        c, f = dataclasses.replace(sd_v1_unet_config(), gradient_checkpointing=checkpointing), sd_v1_autoencoder_config().f
+        unet = UNet(c).train()
         opt = torch.optim.AdamW(unet.parameters(), lr=1e-5, foreach=foreach)   # foreach: whole-list kernels and their temporaries
-        z, ctx, t = torch.randn(batch, 4, height // 8, width // 8), torch.randn(batch, 77, 768), torch.full((batch,), 500)
+        z, ctx, t = torch.randn(batch, c.in_channels, height // f, width // f), torch.randn(batch, 77, c.context_dim), torch.full((batch,), 500)
         for _ in range(2):                                         # the second step holds the optimizer's moments throughout
             with torch.autocast('cpu', dtype=torch.float16): loss = unet(z, t, ctx).float().square().mean()
             loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
