@@ -15,6 +15,7 @@ from torch import nn
 import torch.nn.functional as F
 from einops import rearrange
 from .unet import ResBlock, SelfAttention2d, Downsample, Upsample, group_norm
+from .train import check_fields
 
 # %% ../nbs/09_autoencoder.ipynb #473c6d33
 @dataclass
@@ -100,7 +101,7 @@ class DiagonalGaussian:
 class VectorQuantizer(nn.Module):
     "Nearest-neighbour quantisation to a codebook of `n_codes` vectors, straight-through gradients, optional EMA updates and dead-code restarts."
     def __init__(self, n_codes:int, dim:int, beta:float=0.25, ema:bool=False, decay:float=0.99,
-                 restart_dead:bool=True, dead_after:float=1e-3): # restart codes whose usage EMA falls below this
+                 restart_dead:bool=True, dead_after:float=0.25): # restart a code unused in the batch whose usage EMA falls below dead_after / n_codes
         super().__init__()
         self.n_codes, self.dim, self.beta, self.ema, self.decay = n_codes, dim, beta, ema, decay
         self.restart_dead, self.dead_after = restart_dead, dead_after
@@ -108,7 +109,7 @@ class VectorQuantizer(nn.Module):
         nn.init.uniform_(self.codebook.weight, -1 / n_codes, 1 / n_codes)
         if ema:
             self.codebook.weight.requires_grad_(False)
-            self.register_buffer('cluster_size', torch.zeros(n_codes))
+            self.register_buffer('cluster_size', torch.ones(n_codes))                 # N_k = 1 and m_k = e_k: e_k = m_k / N_k from the start
             self.register_buffer('embed_sum', self.codebook.weight.detach().clone())
         self.register_buffer('usage', torch.full((n_codes,), 1.0 / n_codes))   # EMA of code frequencies
 
@@ -124,14 +125,14 @@ class VectorQuantizer(nn.Module):
         if C != self.dim: raise ValueError(f"expected {self.dim} latent channels, got {C}")
         flat = rearrange(z, 'b c h w -> (b h w) c')
         idx = self.nearest(flat.detach())
+        zq = self.codebook(idx)                                          # e_{k*}: (N, dim), before this step moves the codebook
         onehot = F.one_hot(idx, self.n_codes).type(flat.dtype)          # (N, n_codes)
         counts = onehot.sum(0)
         if self.training:
             with torch.no_grad():
                 self.usage.mul_(self.decay).add_(counts / len(flat), alpha=1 - self.decay)
                 if self.ema: self._ema_update(flat.detach(), onehot, counts)
-                if self.restart_dead: self._restart(flat.detach())
-        zq = self.codebook(idx)                                          # e_{k*}: (N, dim)
+                if self.restart_dead: self._restart(flat.detach(), counts)
         commit = F.mse_loss(flat, zq.detach())                          # ||z - sg[z_q]||^2
         codebook = zq.new_zeros(()) if self.ema else F.mse_loss(zq, flat.detach())   # ||sg[z] - z_q||^2
         loss = codebook + self.beta * commit
@@ -149,8 +150,9 @@ class VectorQuantizer(nn.Module):
         size = (self.cluster_size + 1e-5) / (n + self.n_codes * 1e-5) * n         # Laplace smoothing
         self.codebook.weight.copy_(self.embed_sum / size[:, None])               # e_k = m_k / N_k
 
-    def _restart(self, flat):
-        dead = (self.usage < self.dead_after).nonzero().flatten()
+    def _restart(self, flat, counts):
+        # dead: no vector chose it in this batch, and its usage EMA is below a fraction of the uniform share 1/|Z|
+        dead = ((self.usage < self.dead_after / self.n_codes) & (counts == 0)).nonzero().flatten()
         if len(dead) == 0: return
         pick = torch.randint(len(flat), (len(dead),), device=flat.device)
         self.codebook.weight.data[dead] = flat[pick]
@@ -244,11 +246,15 @@ class AutoencoderTrainConfig:
     lr:float = 4.5e-6 * 32           # the LDM's base rate times the batch size
     disc_start:int = 500             # step at which the discriminator and L_G switch on
     disc_weight:float = 0.5          # w_disc
-    kl_weight:float = 1e-6           # w_reg for KL
+    kl_weight:float = 1e-6           # w_reg for KL, against the per-pixel mean L_rec (the paper's weight is this x C·H·W)
     vq_weight:float = 1.0            # w_reg for VQ
     perceptual_weight:float = 1.0    # used only when a perceptual module is given
     seed:int = 0
     ckpt_every:int = 500
+
+    def __post_init__(self): check_fields(self, ints=dict(steps=0, batch_size=1, disc_start=0, seed=0, ckpt_every=1),
+                                          floats=dict(lr=(0, None), disc_weight=[0, None], kl_weight=[0, None], vq_weight=[0, None],
+                                                      perceptual_weight=[0, None]))
 
 class AutoencoderLoss(nn.Module):
     "$L = L_1 + w_p L_p + \\lambda w_\\text{disc} L_G + w_\\text{reg}L_\\text{reg}$ for the autoencoder; the hinge loss for $D_\\psi$."

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from .forward import NoiseSchedule, default_device
+from .train import atomic_write
 from .elbo import (ToyEpsMLP, ring_of_gaussians, ring_centres, train_toy, ddpm_sample,
                                    energy_distance)
 
@@ -47,8 +48,7 @@ def toy_metrics(samples:torch.Tensor, reference:torch.Tensor, std:float=0.08) ->
     return dict(within_4_sigma=near, mode_shares=[round(v, 4) for v in shares],
                 energy_distance=energy_distance(samples, reference))
 
-def _write_json(path, obj):
-    tmp = Path(str(path) + '.tmp'); tmp.write_text(json.dumps(obj, indent=2)); os.replace(tmp, path)   # atomic
+def _write_json(path, obj): atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2)))
 
 def toy_demo(out='toy', # folder for the pictures and metrics
              fast:bool=False, # a tiny smoke run (seconds)
@@ -226,11 +226,13 @@ def _image_model(a, conditioning:str, what:str):
 def _write_png(x:torch.Tensor, path) -> Path:
     "One image in [-1, 1] to `path`, written atomically (a temporary file, then a rename)."
     from latent_diffusion.data import to_pil
-    out = Path(path); out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f'.{out.name}.tmp.png')
-    to_pil(x).save(tmp)
-    os.replace(tmp, out)
-    return out
+    return atomic_write(path, lambda tmp: to_pil(x).save(tmp, format='PNG'))
+
+def _check_out(path, folder:bool):
+    "Refuse an --out that cannot be written, before any work: a folder where a file is asked for, or the other way round."
+    p = Path(path)
+    if folder and p.exists() and not p.is_dir(): raise ValueError(f"--out {p} is a file; this command writes a folder")
+    if not folder and p.is_dir(): raise ValueError(f"--out {p} is a folder; this command writes one PNG file (e.g. --out {p/'out.png'})")
 
 def _check_device(name):
     if name is None: return None
@@ -244,6 +246,8 @@ def main(argv=None):
     a = _parser().parse_args(argv)
     try:
         a.device = _check_device(a.device)
+        if a.command in ('demo', 'sample', 'sd', 'toy', 'train'): _check_out(a.out, folder=True)
+        if a.command in ('upscale', 'inpaint') or (a.command == 'eval' and a.out): _check_out(a.out, folder=False)
         if a.command == 'demo':
             m = demo(a.out, fast=a.fast, device=a.device, seed=a.seed)
             print(f"device {m['device']}: trained in {m['train_minutes']} min, sampled 100 digits in {m['sample_seconds']} s")
@@ -297,6 +301,8 @@ def main(argv=None):
                 raise ValueError(f"ldm eval scores digits models (1 channel, 32×32) against the held-out digits; this model makes {c.image_channels}-channel "
                                  f"{c.image_size}×{c.image_size} images: call latent_diffusion.evaluation.evaluate with your own real images and features")
             if c.conditioning == 'text': raise ValueError("ldm eval draws class-balanced or unconditional samples; for a text model call evaluation.evaluate with prompts")
+            if c.conditioning in ('concat', 'inpaint'): raise ValueError(f"ldm eval scores generators; {a.ckpt} has conditioning={c.conditioning!r} (see its chapter)")
+            if a.n < 4: raise ValueError(f"--n must be at least 4 (precision and recall use k = 3 neighbours), got {a.n}")   # before the judge trains
             judge = digits_judge(a.judge or Path(a.ckpt)/'judge.pt', device=a.device).to(ldm.device)
             m = evaluate(ldm, Digits('test').images, judge, n=a.n, guidance=a.guidance, steps=a.steps, seed=a.seed)
             out = Path(a.out) if a.out else Path(a.ckpt)/'eval.json'
@@ -319,6 +325,6 @@ def main(argv=None):
             m = toy_demo(a.out, fast=a.fast, device=a.device, seed=a.seed)
             print(f"samples within 4 sigma of a mode: {m['within_4_sigma']:.3f}, energy distance to data: "
                   f"{m['energy_distance']:.4f}, bound: {m['bound_bits_per_dim']:.2f} bits/dim; wrote {a.out}/")
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:                                    # bad input, missing or unwritable files: one line
         print(f"ldm {a.command}: error: {e}", file=sys.stderr)
         raise SystemExit(1)

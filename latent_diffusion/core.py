@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['CONDITIONINGS', 'DATASETS', 'LDMConfig', 'LDM', 'condition', 'masked_condition', 'null', 'sample', 'LatentDataset',
            'measure_scale_factor', 'fit_autoencoder', 'fit', 'save', 'load', 'downsample', 'LowResPairs', 'Recipe',
-           'digits_model', 'recipes', 'get_recipe', 'train_recipe']
+           'digits_model', 'recipes', 'get_recipe', 'check_data', 'train_recipe']
 
 # %% ../nbs/10_core.ipynb #560de0f0
-import copy, json, os, shutil, tempfile
+import copy, json, math
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import torch
@@ -22,7 +22,7 @@ from .samplers import sample as run_sampler, SAMPLERS
 from .conditioning import (ClassEmbedder, TextTokenizer, TextEncoder, ConditionedUNet, guided_eps,
                                            drop_labels, concat_condition)
 from .autoencoder import Autoencoder, AutoencoderConfig, AutoencoderTrainConfig, train_autoencoder
-from .train import TrainConfig, fit as fit_loop, autocast_dtype, distributed
+from .train import TrainConfig, fit as fit_loop, autocast_dtype, distributed, atomic_write, check_fields
 
 # %% ../nbs/10_core.ipynb #16243c5b
 CONDITIONINGS = (None, 'class', 'text', 'concat', 'inpaint')
@@ -56,6 +56,9 @@ class LDMConfig:
         if self.schedule not in BETA_SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}: expected one of {tuple(BETA_SCHEDULES)}")
         if not 0 <= self.p_uncond < 1: raise ValueError(f"p_uncond must lie in [0, 1), got {self.p_uncond}")
+        check_fields(self, ints=dict(image_size=1, image_channels=1, T=1, concat_channels=1, n_classes=1, context_dim=1,
+                                     text_depth=0, text_heads=1, max_length=1, vocab_size=0))
+        if self.scale_factor is not None: check_fields(self, floats=dict(scale_factor=(0, None)))
         tup = lambda d: {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}   # JSON gives lists
         self.autoencoder, self.unet = tup(self.autoencoder), tup(self.unet)
         if 'in_channels' in self.autoencoder: raise ValueError("autoencoder.in_channels is set by image_channels; leave it out")
@@ -121,6 +124,8 @@ class LDM(nn.Module):
     @property
     def device(self) -> torch.device: return next(self.parameters()).device
     @property
+    def dtype(self) -> torch.dtype: return next(self.parameters()).dtype
+    @property
     def unet(self) -> UNet: return self.eps_model.unet if isinstance(self.eps_model, ConditionedUNet) else self.eps_model
     @property
     def scale(self) -> float: return 1.0 if self.config.scale_factor is None else self.config.scale_factor
@@ -129,8 +134,11 @@ class LDM(nn.Module):
         "Raise a clear error unless `x` is a (B, C, H, W) batch in [-1, 1] that this model can encode."
         c = self.config
         if not torch.is_tensor(x) or x.ndim != 4: raise ValueError(f"images must be a (B, C, H, W) tensor, got {type(x).__name__} of shape {tuple(getattr(x, 'shape', ()))}")
+        if not x.is_floating_point(): raise ValueError(f"images must be floating point in [-1, 1], got {x.dtype} (scale 0..255 data with x.float() / 127.5 - 1)")
+        if len(x) == 0: raise ValueError("got an empty batch of images")
         if x.shape[1] != c.image_channels: raise ValueError(f"this model takes {c.image_channels}-channel images, got {x.shape[1]} channels")
         self.check_size(x.shape[-2:])
+        if not torch.isfinite(x).all(): raise ValueError("images contain NaN or infinite values")
         lo, hi = x.min().item(), x.max().item()
         if lo < -1.001 or hi > 1.001: raise ValueError(f"images must have values in [-1, 1], got [{lo:.3g}, {hi:.3g}] (scale 0..255 data with x / 127.5 - 1)")
 
@@ -146,7 +154,7 @@ class LDM(nn.Module):
     def encode(self, x:torch.Tensor) -> torch.Tensor:
         "$z = s\\,\\mathcal{E}(x)$: images (B, C, H, W) in [-1, 1] -> latents (B, c, H/f, W/f)."
         self.check_images(x)
-        h = self.autoencoder.encode(x)
+        h = self.autoencoder.encode(x.to(self.device, self.dtype))     # any float dtype and device in, the model's out
         z = h.mode() if self.autoencoder.quantizer is None else h     # KL: posterior mode; VQ: before quantisation
         return z * self.scale                                          # z = s E(x)
 
@@ -155,6 +163,11 @@ class LDM(nn.Module):
                tile:int=None, # decode tile×tile latent tiles, blended where they overlap (memory for large images)
                overlap:int=2) -> torch.Tensor: # latent pixels shared by neighbouring tiles
         "$x = \\mathcal{D}(z / s)$, clamped to [-1, 1]; in slices of the batch and/or overlapping tiles to bound memory."
+        if not torch.is_tensor(z) or z.ndim != 4 or not z.is_floating_point():
+            raise ValueError(f"latents must be a floating-point (B, {self.z_channels}, h, w) tensor, got {type(z).__name__} {tuple(getattr(z, 'shape', ()))} {getattr(z, 'dtype', '')}")
+        for name, v in (('batch_size', batch_size), ('tile', tile)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1): raise ValueError(f"{name} must be a positive integer or None, got {v!r}")
+        z = z.to(self.device, self.dtype)
         if batch_size is not None and len(z) > batch_size:
             return torch.cat([self.decode(z[i:i + batch_size], tile=tile, overlap=overlap) for i in range(0, len(z), batch_size)])
         if tile is None or (z.shape[-2] <= tile and z.shape[-1] <= tile):
@@ -199,7 +212,10 @@ class LDM(nn.Module):
 # %% ../nbs/10_core.ipynb #e7f342e8
 @torch.no_grad()
 def _labels(self:LDM, cond, n:int) -> torch.Tensor:
-    y = torch.as_tensor(cond).long().flatten().cpu()
+    y = torch.as_tensor(cond).flatten().cpu()
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise ValueError(f"class labels must be integers, got {y.dtype} values like {y[0].item() if len(y) else None!r}")
+    y = y.long()
     if len(y) == 1: y = y.expand(n)
     if len(y) != n: raise ValueError(f"got {len(y)} labels for {n} samples")
     bad = y[(y < 0) | (y >= self.config.n_classes)]
@@ -282,6 +298,10 @@ def sample(self:LDM, n:int=None, # number of images; default: one per label/prom
     "Generate images in [-1, 1], (n, C, H, W)."
     c = self.config
     if sampler not in SAMPLERS: raise ValueError(f"unknown sampler {sampler!r}: expected one of {SAMPLERS}")
+    for name, v in (('n', n), ('steps', steps), ('seed', seed)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)): raise ValueError(f"{name} must be an integer, got {v!r}")
+    if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not math.isfinite(guidance):
+        raise ValueError(f"guidance must be a finite number, got {guidance!r}")
     if c.conditioning == 'concat':
         if cond is None: raise ValueError("this LDM is conditioned by concatenation: pass cond, the conditioning image (B, C, h, w)")
         if torch.is_tensor(cond) and cond.ndim == 4:
@@ -302,6 +322,8 @@ def sample(self:LDM, n:int=None, # number of images; default: one per label/prom
     if guidance != 1.0:
         if c.conditioning is None: raise ValueError("guidance needs a conditional model; this LDM is unconditional")
         if c.p_uncond == 0: raise ValueError("guidance needs a model trained with condition dropout (p_uncond > 0); this one used p_uncond = 0")
+    if guidance != 1.0 and cond is None and c.conditioning in ('class', 'text'):
+        raise ValueError("guidance pushes samples towards a condition: pass cond (labels or prompts) with it; without one the model samples unconditionally")
     if negative is not None and (guidance == 1.0 or cond is None): raise ValueError("a negative prompt only acts through guidance: pass a prompt and guidance != 1")
     if cond is None and c.conditioning not in (None, 'concat', 'inpaint') and c.p_uncond == 0:
         raise ValueError("this model was trained without condition dropout (p_uncond = 0), so it cannot sample unconditionally: pass cond")
@@ -400,22 +422,16 @@ LDM.measure_scale_factor, LDM.fit_autoencoder, LDM._ldm_loss_fn, LDM.fit = measu
 
 # %% ../nbs/10_core.ipynb #f634bc91
 def save(self:LDM, path):
-    "Write config, weights (safetensors) and tokenizer to the folder `path`, atomically."
+    "Write model.safetensors, tokenizer.json (text models) and config.json into the folder `path`, each file atomically; other files there are left alone."
     from safetensors.torch import save_file
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.tmp'))
-    try:
-        (tmp/'config.json').write_text(json.dumps(asdict(self.config), indent=2))
-        weights = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if not k.startswith('sched.')}
-        save_file(weights, str(tmp/'model.safetensors'))
-        if self.tokenizer is not None: self.tokenizer.save(tmp/'tokenizer.json')
-        old = path.with_name(f'.{path.name}.old')
-        if old.exists(): shutil.rmtree(old)                               # left by an interrupted save
-        if path.exists(): os.replace(path, old)
-        os.replace(tmp, path)
-        if old.exists(): shutil.rmtree(old)
-    finally:
-        if tmp.exists(): shutil.rmtree(tmp)
+    path = Path(path)
+    if path.exists() and not path.is_dir(): raise ValueError(f"{path} is a file; LDM.save writes a folder")
+    path.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if not k.startswith('sched.')}
+    atomic_write(path/'model.safetensors', lambda tmp: save_file(weights, str(tmp)))
+    if self.tokenizer is not None: atomic_write(path/'tokenizer.json', self.tokenizer.save)
+    elif (path/'tokenizer.json').exists(): (path/'tokenizer.json').unlink()      # an earlier text model's, not this one's
+    atomic_write(path/'config.json', lambda tmp: tmp.write_text(json.dumps(asdict(self.config), indent=2)))   # last: it names the rest
     return path
 
 @classmethod
@@ -545,6 +561,23 @@ def get_recipe(name_or_file) -> Recipe:
         return Recipe.from_dict(d)
     raise ValueError(f"unknown recipe {str(name_or_file)!r}: expected one of {tuple(r)} or a .json file")
 
+def check_data(recipe:Recipe, data):
+    "Refuse, before anything is trained or written, a recipe whose model does not fit its data (channels, size, the kind of condition)."
+    m, item = recipe.model, data[0]
+    x, y = item[0], (item[1] if len(item) > 1 else None)
+    if x.shape[0] != m.image_channels or x.shape[-1] != m.image_size or x.shape[-2] != m.image_size:
+        raise ValueError(f"recipe: data {recipe.data!r} has {x.shape[0]}-channel {x.shape[-2]}×{x.shape[-1]} images, the model is built for "
+                         f"image_channels={m.image_channels}, image_size={m.image_size}")
+    fits = {None: True,                                                          # an unconditional model ignores the condition
+            'class': torch.is_tensor(y) and y.ndim == 0 and not y.is_floating_point(),
+            'text': isinstance(y, str),
+            'concat': torch.is_tensor(y) and y.ndim == 3 and y.shape[0] == m.concat_channels,
+            'inpaint': torch.is_tensor(y) and y.ndim == 3 and y.shape[0] == 1 and y.shape[-2:] == x.shape[-2:]}[m.conditioning]
+    if not fits:
+        what = f"a {type(y).__name__}" + (f" {tuple(y.shape)} {y.dtype}" if torch.is_tensor(y) else '')
+        raise ValueError(f"recipe: conditioning={m.conditioning!r} does not fit data {recipe.data!r}, whose condition is {what}; the built-in "
+                         f"pairs are class: digits, shapes; text: digits-captions, shape-captions; concat: digits-sr; inpaint: digits-inpaint")
+
 def train_recipe(recipe:Recipe, out, device=None, progress:bool=True):
     "Train both stages of `recipe` into the folder `out` (resuming from its checkpoints); returns (LDM, logs)."
     import copy
@@ -555,13 +588,11 @@ def train_recipe(recipe:Recipe, out, device=None, progress:bool=True):
         except (json.JSONDecodeError, ValueError): before = None                                  # new fields don't count as changes
         if before != json.loads(json.dumps(recipe.to_dict())):
             raise ValueError(f"{out} holds a run of a different recipe (see {out/'recipe.json'}): resume it with that recipe or choose another output folder")
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out/'.recipe.json.tmp'; tmp.write_text(json.dumps(recipe.to_dict(), indent=2)); os.replace(tmp, out/'recipe.json')   # atomic
-    if world > 1: torch.distributed.barrier()
     data, cfg, tokenizer = DATASETS[recipe.data](), copy.deepcopy(recipe.model), None
+    check_data(recipe, data)
+    if rank == 0: atomic_write(out/'recipe.json', lambda tmp: tmp.write_text(json.dumps(recipe.to_dict(), indent=2)))
+    if world > 1: torch.distributed.barrier()
     if cfg.conditioning == 'text':
-        if not hasattr(data, 'caption'): raise ValueError(f"text conditioning needs a captioned dataset, {recipe.data!r} has none")
         tok_path = out/'tokenizer.json'
         if rank == 0:
             tokenizer = (TextTokenizer.from_file(tok_path, max_length=cfg.max_length) if tok_path.exists() else

@@ -90,12 +90,12 @@ def eps_mse_weight(sched:NoiseSchedule, t, sigma:str='posterior'):
     return sched.betas[t] ** 2 / (2 * sigma2 * sched.alphas[t] * (1 - sched.alpha_bar[t]))
 
 # %% ../nbs/01_elbo.ipynb #4b63064d
-def loss_simple(eps_model, # \epsilon_\theta(x_t, t, **kwargs) -> noise prediction shaped like x_t
+def loss_simple(eps_model, # ε_θ(x_t, t, **kwargs) -> noise prediction shaped like x_t
                 sched:NoiseSchedule,
                 x0:torch.Tensor, # (B, ...) a batch of data (or latents z)
                 t=None, # (B,) timesteps; uniform on {1..T} if None
-                noise=None, # \epsilon; standard normal if None
-                generator=None, # seeds t and \epsilon
+                noise=None, # ε; standard normal if None
+                generator=None, # seeds t and ε
                 **model_kwargs): # passed on to the model (e.g. conditioning)
     "$L_\\text{simple}$: the mean squared error between the noise and its prediction (DDPM's Algorithm 1)."
     if t is None: t = sched.sample_t(x0.shape[0], generator)        # t ~ Uniform({1, ..., T})
@@ -139,7 +139,7 @@ def nll_bound(eps_model, sched:NoiseSchedule, x0, sigma:str='posterior', decoder
 # %% ../nbs/01_elbo.ipynb #3382da93
 @torch.no_grad()
 def ddpm_sample(eps_model, sched:NoiseSchedule, shape, # (B, ...) shape of the samples
-                sigma:str='beta', # \sigma_t^2 = \beta_t ('beta') or \tilde\beta_t ('posterior')
+                sigma:str='beta', # σ_t² = β_t ('beta') or β̃_t ('posterior')
                 generator=None, progress:bool=True,
                 callback=None, # called as callback(t, x_t) after every step, e.g. to record a trajectory
                 clip_x0:float=None, # clip the predicted x_0 to [-clip_x0, clip_x0] (images: 1.0); None: no clipping

@@ -23,8 +23,8 @@ def default_device(device=None # a device or its name; `None` picks the best ava
 
 # %% ../nbs/00_forward.ipynb #4debf74d
 def linear_beta_schedule(T:int=1000, # number of diffusion steps
-                         beta_start:float=1e-4, # \beta_1
-                         beta_end:float=0.02, # \beta_T
+                         beta_start:float=1e-4, # β_1
+                         beta_end:float=0.02, # β_T
                         ) -> torch.Tensor: # (T,) float64: \beta_1 ... \beta_T
     "DDPM's schedule: $\\beta_t$ linear in $t$."
     # \beta_t = \beta_1 + (t-1)/(T-1) (\beta_T - \beta_1)
@@ -75,7 +75,7 @@ class NoiseSchedule(nn.Module):
     def __init__(self, 
                  schedule:str='linear', # name of the beta schedule, see `BETA_SCHEDULES`
                  T:int=1000, # number of diffusion steps
-                 betas=None, # or give \beta_1..\beta_T directly; overrides `schedule` and `T`
+                 betas=None, # or give β_1 … β_T directly; overrides `schedule` and `T`
                  dtype:torch.dtype=torch.float32, # dtype of the stored constants
                  **kwargs): # passed to the schedule function (e.g. `beta_start`, `beta_end`)
         super().__init__()

@@ -49,8 +49,9 @@ def ddim_timesteps(T:int, steps:int, spacing:str='linear',
     if ts[-1] > T: raise ValueError(f"{steps} {spacing} steps do not fit in T={T}")
     return ts[::-1]
 
-def ddim_step(sched:NoiseSchedule, x, t, t_prev, eps, # x_t, its timestep(s), the target timestep s < t, \epsilon_\theta(x_t, t)
-              eta:float=0.0, clip_x0:float=None, noise=None):
+def ddim_step(sched:NoiseSchedule, x, t, t_prev, eps, # x_t, its timestep(s), the target timestep s < t, ε_θ(x_t, t)
+              eta:float=0.0, clip_x0:float=None,
+              noise=None): # z ~ N(0, I), added as σ_t z when η > 0; None returns the mean of x_s
     "One DDIM update from $\\mathbf{x}_t$ to $\\mathbf{x}_s$, $s$ = `t_prev` < `t`. Returns $(\\mathbf{x}_s, \\hat{\\mathbf{x}}_0)$."
     t, t_prev = sched.check_t(t, x), sched.check_t(t_prev, x)
     ab, ab_prev = extract(sched.alpha_bar, t, x.shape), extract(sched.alpha_bar, t_prev, x.shape)
@@ -70,7 +71,7 @@ def ddim_step(sched:NoiseSchedule, x, t, t_prev, eps, # x_t, its timestep(s), th
 def ddim_sample(eps_model, sched:NoiseSchedule, shape, # (B, ...) shape of the samples
                 steps:int=50, # number of model evaluations S
                 eta:float=0.0, # 0: deterministic DDIM; 1: DDPM-like ancestral noise
-                clip_x0:float=None, # clip \hat x_0 to [-clip_x0, clip_x0]; None: no clipping
+                clip_x0:float=None, # clip x̂_0 to [-clip_x0, clip_x0]; None: no clipping
                 spacing:str='linear', generator=None, progress:bool=True,
                 final_t:int=0, # the last jump's target: 0, the clean x_0 (alpha_bar = 1); Stable Diffusion's scheduler stops at 1
                 offset:int=0, # passed to `ddim_timesteps` ('leading' spacing)

@@ -520,12 +520,10 @@ class StableDiffusion(nn.Module):
         return self.decode(self._denoise(z, ts, eps, eta, g, progress))
 
 # %% ../nbs/18_stable_diffusion.ipynb #98942b61
-def _atomic(path:Path, write):
-    tmp = path.with_name(f'.{path.name}.tmp'); write(tmp); tmp.replace(path)
-
 def save_pretrained(self:StableDiffusion, path):
     "Write the model in the diffusers folder layout (unet/, vae/, text_encoder/, tokenizer/), each file atomically."
     from safetensors.torch import save_file
+    from latent_diffusion.train import atomic_write
     path, u, a, c = Path(path), self.unet.config, self.autoencoder.config, self.text_encoder.config
     if u.scale_shift_norm or u.transformer_depth != 1 or not u.mid_attention or sorted(u.attention_resolutions) != [2 ** i for i in range(len(u.attention_resolutions))]:
         raise ValueError("only SD-v1-style UNets (additive timestep, depth-1 transformers on the first levels and the middle) map onto diffusers' UNet2DConditionModel")
@@ -548,13 +546,13 @@ def save_pretrained(self:StableDiffusion, path):
                'text_encoder': {'text_model.' + k: v for k, v in export_state_dict(self.text_encoder.state_dict(), clip_rows(c)).items()}}
     for part in ('unet', 'vae', 'text_encoder'):
         (path/part).mkdir(parents=True, exist_ok=True)
-        _atomic(path/part/'config.json', lambda p: p.write_text(json.dumps(configs[part], indent=2)))
+        atomic_write(path/part/'config.json', lambda p: p.write_text(json.dumps(configs[part], indent=2)))
         name = 'model.safetensors' if part == 'text_encoder' else 'diffusion_pytorch_model.safetensors'
-        _atomic(path/part/name, lambda p: save_file({k: v.detach().contiguous().cpu() for k, v in weights[part].items()}, str(p)))
+        atomic_write(path/part/name, lambda p: save_file({k: v.detach().contiguous().cpu() for k, v in weights[part].items()}, str(p)))
     (path/'tokenizer').mkdir(exist_ok=True)
     merges = sorted(self.tokenizer.ranks, key=self.tokenizer.ranks.get)
-    _atomic(path/'tokenizer'/'vocab.json', lambda p: p.write_text(json.dumps(self.tokenizer.vocab), encoding='utf-8'))
-    _atomic(path/'tokenizer'/'merges.txt', lambda p: p.write_text('#version: 0.2\n' + '\n'.join(' '.join(m) for m in merges) + '\n', encoding='utf-8'))
+    atomic_write(path/'tokenizer'/'vocab.json', lambda p: p.write_text(json.dumps(self.tokenizer.vocab), encoding='utf-8'))
+    atomic_write(path/'tokenizer'/'merges.txt', lambda p: p.write_text('#version: 0.2\n' + '\n'.join(' '.join(m) for m in merges) + '\n', encoding='utf-8'))
     return path
 
 StableDiffusion.save_pretrained = save_pretrained

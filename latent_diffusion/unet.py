@@ -180,6 +180,11 @@ class UNet(nn.Module):
             if context_mask is not None and context_mask.shape != context.shape[:2]:
                 raise ValueError(f"context_mask must be {tuple(context.shape[:2])}, got {tuple(context_mask.shape)}")
         if x.ndim != 4: raise ValueError(f"x must be (B, C, H, W), got shape {tuple(x.shape)}")
+        w = self.input_conv.weight
+        if not x.is_floating_point(): raise ValueError(f"x must be a floating-point tensor, got {x.dtype}")
+        if x.device != w.device: raise ValueError(f"x is on {x.device}, the UNet's weights on {w.device}: move one of them")
+        if x.dtype != w.dtype and not torch.is_autocast_enabled(x.device.type):
+            raise ValueError(f"x is {x.dtype}, the UNet's weights {w.dtype}: convert x (x.to({w.dtype})) or run under torch.autocast")
         if x.shape[1] != c.in_channels: raise ValueError(f"x has {x.shape[1]} channels, the UNet expects {c.in_channels}")
         H, W = x.shape[-2:]
         if H % c.downsampling or W % c.downsampling:
