@@ -110,15 +110,19 @@ main.ld-main { margin-left: 250px; max-width: 1000px; padding: 8px 24px; }
 """
 
 
+def _inline(text:str) -> str:
+    "A title as HTML: escaped, with `code` spans rendered as <code> (not shown as backticks)."
+    return re.sub(r'`([^`]+)`', r'<code>\1</code>', html.escape(text))
+
 def nav_html(pages, here):
     here_cls = ' class="here"'
-    links = ''.join(f'<a href="{p}"{here_cls if p == here else ""}>{html.escape(t)}</a>' for p, t in pages)
+    links = ''.join(f'<a href="{p}"{here_cls if p == here else ""}>{_inline(t)}</a>' for p, t in pages)
     return f'<nav class="ld-nav"><div class="brand">{html.escape(settings()["lib_name"])}</div>{links}</nav>'
 
 
 def pager_html(pages, i):
-    prev = f'<a href="{pages[i-1][0]}">&larr; {html.escape(pages[i-1][1])}</a>' if i > 0 else '<span></span>'
-    nxt = f'<a href="{pages[i+1][0]}">{html.escape(pages[i+1][1])} &rarr;</a>' if i + 1 < len(pages) else '<span></span>'
+    prev = f'<a href="{pages[i-1][0]}">&larr; {_inline(pages[i-1][1])}</a>' if i > 0 else '<span></span>'
+    nxt = f'<a href="{pages[i+1][0]}">{_inline(pages[i+1][1])} &rarr;</a>' if i + 1 < len(pages) else '<span></span>'
     return f'<div class="ld-pager">{prev}{nxt}</div>'
 
 
@@ -133,7 +137,7 @@ def build_site():
     exporter = HTMLExporter(template_name='lab', exclude_input_prompt=True, exclude_output_prompt=True,
                             mathjax_url='mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe')
     for i, (p, nb, title) in enumerate(done):
-        body, _ = exporter.from_notebook_node(to_nbformat(nb), resources={'metadata': {'name': title}})
+        body, _ = exporter.from_notebook_node(to_nbformat(nb), resources={'metadata': {'name': title.replace('`', '')}})
         body = re.sub(r'href="(\d\d_[\w-]+)\.ipynb', r'href="\1.html', body)
         body = body.replace('{target="_blank" style="float:right; font-size:smaller"}', '')  # Quarto-only link attributes
         body = body.replace('<script src="mathjax/', MATHJAX_CONFIG + '<script src="mathjax/', 1)
