@@ -305,7 +305,11 @@ def sample(self:LDM, n:int=None, # number of images; default: one per label/prom
     if c.conditioning == 'concat':
         if cond is None: raise ValueError("this LDM is conditioned by concatenation: pass cond, the conditioning image (B, C, h, w)")
         if torch.is_tensor(cond) and cond.ndim == 4:
-            if size is None: size = (cond.shape[-2] * self.f, cond.shape[-1] * self.f)    # one latent pixel per condition pixel
+            h, w = cond.shape[-2:]; k = 2 ** (len(self.unet.config.channel_mult) - 1)
+            if h % k or w % k: raise ValueError(f"the conditioning image is {w}×{h} pixels; this model needs sides divisible by {k} (the UNet's downsampling)")
+            if size is not None and _size_pair(size) != (h * self.f, w * self.f):
+                raise ValueError(f"this model's output is its {w}×{h} condition times f={self.f}, {w * self.f}×{h * self.f}; got size={size!r}")
+            if size is None: size = (h * self.f, w * self.f)    # one latent pixel per condition pixel
             if n is None: n = len(cond)
         if guidance != 1.0: raise ValueError("guidance needs a null condition; a concat-conditioned model has none")
     if c.conditioning == 'inpaint':

@@ -15,7 +15,9 @@ from torch import nn
 def default_device(device=None # a device or its name; `None` picks the best available
                   ) -> torch.device:
     "The one place a device is chosen: `device` if given, else CUDA when available, else Apple's MPS, else the CPU."
-    if device is not None: return torch.device(device)
+    if device is not None:
+        try: return torch.device(device)
+        except (RuntimeError, TypeError): raise ValueError(f"unknown device {device!r}: expected e.g. 'cpu', 'cuda', 'cuda:1' or 'mps'") from None
     if torch.cuda.is_available(): return torch.device('cuda')
     mps = getattr(torch.backends, 'mps', None)
     if mps is not None and mps.is_available(): return torch.device('mps')
