@@ -236,8 +236,7 @@ def _check_out(path, folder:bool):
 
 def _check_device(name):
     if name is None: return None
-    try: dev = torch.device(name)
-    except RuntimeError: raise ValueError(f"unknown device {name!r}: expected cpu, cuda, cuda:N or mps") from None
+    dev = default_device(name)                                    # refuses unknown names
     if dev.type == 'cuda' and not torch.cuda.is_available(): raise ValueError(f"device {name!r} asked for, but CUDA is not available here")
     return dev
 
