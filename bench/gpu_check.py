@@ -1,12 +1,14 @@
 """The GPU check: one command, a few minutes. On a CUDA machine it
 1. prints the GPU, PyTorch and CUDA versions;
 2. checks the mixed-precision path: the LDM loss under autocast (bf16 where supported, else fp16) is finite and within
-   2% of fp32 on the same batch and noise, and 30 mixed-precision training steps give finite, falling losses;
+   2% of fp32 on the same batch and noise, and 30 mixed-precision training steps give finite, falling losses (on CUDA
+   both bf16 and fp16 with the gradient scaler);
 3. checks that fused attention (scaled_dot_product_attention) matches attention written out, under autocast;
-4. prints the benchmarks: our UNet against diffusers' (bench/unet_vs_diffusers.py) and LDM-4 against pixel-space LDM-1;
+4. prints the benchmarks: our UNet against diffusers' (bench/unet_vs_diffusers.py; on CUDA also at SD's 64x64 latent size),
+   what each fast path buys (bench/fast_paths.py) and LDM-4 against pixel-space LDM-1;
 5. compares latent_diffusion.perf.PeakMemory's count of tensor storage (what the performance chapter's T4 table rests on)
    with torch.cuda.max_memory_allocated for a training step and for sampling, and counts SD v1 sampling at 512x512;
-6. runs the test suite (pytest) on the GPU, unless --no-tests.
+6. runs the test suite (pytest) on the GPU, unless --no-tests (--workers N spreads it over N processes with pytest-xdist).
 Results go to stdout and to --out (JSON). It also runs on CPU, where step 2 checks fp32 only.
 
     pip install -e ".[dev,bench]" && python bench/gpu_check.py --out gpu_check.json
@@ -23,6 +25,7 @@ from latent_diffusion.evaluation import time_it, train_step_fn
 def main(argv=None):
     p = argparse.ArgumentParser(description='GPU check: mixed precision, fused attention, benchmarks, tests')
     p.add_argument('--out', default='gpu_check.json'); p.add_argument('--no-tests', action='store_true')
+    p.add_argument('--workers', type=int, default=0, help='run the tests in this many processes (needs pytest-xdist)')
     a = p.parse_args(argv)
     dev = default_device()
     res = dict(device=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else f'cpu ({platform.machine()}, {torch.get_num_threads()} threads)',
@@ -54,6 +57,13 @@ def main(argv=None):
     res['train_losses'] = hist
     print(f'30 training steps ({amp or "fp32"}): finite {finite}, loss {sum(hist[:5]) / 5:.4f} -> {sum(hist[-5:]) / 5:.4f}')
     ok = ok and finite
+    if dev.type == 'cuda':                                  # the fp16 path (GPUs without bf16): autocast plus the gradient scaler
+        h16 = fit(ldm.eps_model, ldm._ldm_loss_fn(), Latents(), TrainConfig(steps=30, batch_size=32, lr=1e-3, warmup=5, ckpt_every=1000,
+                  mixed_precision='fp16'), device=dev, progress=False)['history']['loss']
+        f16 = all(map(lambda v: v == v and abs(v) < float('inf'), h16))
+        res['train_losses_fp16'] = h16
+        print(f'30 more training steps (fp16 + GradScaler): finite {f16}, loss {sum(h16[:5]) / 5:.4f} -> {sum(h16[-5:]) / 5:.4f}')
+        ok = ok and f16
     # 3. fused attention
     q, k, v = (torch.randn(4, 4, 64, 32, device=dev) for _ in range(3))
     with torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
@@ -67,14 +77,21 @@ def main(argv=None):
     # 4. benchmarks
     sys.path.insert(0, str(Path(__file__).parent))
     import unet_vs_diffusers
-    try: res['unet_vs_diffusers'] = unet_vs_diffusers.main(['--batch', '16' if dev.type == 'cuda' else '4', '--reps', '5' if dev.type == 'cuda' else '2'])
+    try:
+        res['unet_vs_diffusers'] = unet_vs_diffusers.main(['--batch', '16' if dev.type == 'cuda' else '4', '--reps', '5' if dev.type == 'cuda' else '2'])
+        if dev.type == 'cuda':                              # and at a size where the GPU, not Python, sets the pace: SD's 64x64 latents
+            res['unet_vs_diffusers_large'] = unet_vs_diffusers.main(['--batch', '32', '--size', '64', '--width', '128', '--context', '768',
+                                                                     '--tokens', '77', '--reps', '10'])
     except ImportError as e: print(f'unet_vs_diffusers skipped: {e} (pip install -e ".[bench]")')
+    import fast_paths                                       # what each fast path buys, as ratios to the fp32 step
+    res['fast_paths_demo'] = fast_paths.main(['--rounds', '10' if dev.type == 'cuda' else '3'])
+    if dev.type == 'cuda': res['fast_paths_sd_small'] = fast_paths.main(['--preset', 'sd-small', '--compile', '--rounds', '10'])
     import copy
     from latent_diffusion.unet import UNet
     pix = copy.deepcopy(ldm.unet.config); pix.in_channels = pix.out_channels = 1; pix.context_dim = None
     lat = copy.deepcopy(ldm.unet.config); lat.context_dim = None
     u1, u4 = UNet(pix).to(dev), UNet(lat).to(dev)
-    B = 64
+    B = 1024 if dev.type == 'cuda' else 64                 # on a GPU a small batch measures kernel launches, not the UNet's work
     tb = torch.randint(0, 1000, (B,), device=dev)
     def amp_step(step):
         def run():
@@ -86,6 +103,7 @@ def main(argv=None):
     print(f'training step, batch {B}: LDM-1 {s1:.4f} s, LDM-4 {s4:.4f} s -> LDM-4/LDM-1 throughput {s1 / s4:.2f}x (paper: 2.9x)')
     # 5. our memory count against the CUDA allocator's
     from latent_diffusion.perf import sd_v1_memory, T4_BUDGET
+    B = 64; tb = tb[:B]
     step = amp_step(train_step_fn(u4, torch.randn(B, 3, 8, 8, device=dev), tb)); step()
     ldm.eval()
     for what, fn in (('LDM-4 UNet training step, batch 64', step),
@@ -98,8 +116,12 @@ def main(argv=None):
     print(f"SD v1 sampling at 512x512 in fp16 (counted on fake tensors): {sd['sample'] / 2**30:.2f} GiB, T4 budget {T4_BUDGET / 2**30:.1f} GiB")
     # 6. the tests
     if not a.no_tests:
+        import importlib.util
+        if a.workers and importlib.util.find_spec('xdist') is None:
+            print('--workers needs pytest-xdist (pip install pytest-xdist): running the tests in one process'); a.workers = 0
         t0 = time.time()
-        r = subprocess.run([sys.executable, '-m', 'pytest', '-q'], cwd=Path(__file__).parent.parent)
+        r = subprocess.run([sys.executable, '-m', 'pytest', '-q', '--durations=0'] + (['-n', str(a.workers)] if a.workers else []),
+                           cwd=Path(__file__).parent.parent)
         res['pytest_returncode'], res['pytest_minutes'] = r.returncode, round((time.time() - t0) / 60, 2)
         ok = ok and r.returncode == 0
     res['ok'] = ok
