@@ -10,12 +10,12 @@ On CUDA the variants stack the way `fit` uses them: 'fp32' turns TF32 off, 'tf32
 keep TF32 on for what stays in fp32, 'channels-last' and 'compile' add to bf16 autocast. Peak memory is the CUDA
 allocator's maximum on CUDA and `PeakMemory`'s count of tensor storage on CPU, both beyond what exists before the step.
 """
-import argparse, dataclasses, platform, statistics, sys, time
+import argparse, dataclasses, platform, statistics, time
 import torch
 from latent_diffusion.unet import UNet, UNetConfig
 from latent_diffusion.forward import default_device
 from latent_diffusion.train import autocast_dtype
-from latent_diffusion.perf import PeakMemory
+from unet_vs_diffusers import peak_bytes                 # the same measurement as the diffusers benchmark
 
 def preset_config(name:str) -> tuple:
     "(UNetConfig, latent shape (C, H, W), context shape (tokens, width) or None)"
@@ -71,13 +71,8 @@ def main(argv=None):
         for n in names[r % len(names):] + names[:r % len(names)]:
             sync(); t0 = time.perf_counter(); steps[n](); sync(); times[n].append(time.perf_counter() - t0)
     peak = {}
-    for n in names:
-        if cuda:
-            sync(); torch.cuda.reset_peak_memory_stats(dev); m0 = torch.cuda.memory_allocated(dev)
-            steps[n](); sync(); peak[n] = torch.cuda.max_memory_allocated(dev) - m0
-        else:
-            with PeakMemory() as pm: steps[n]()
-            peak[n] = pm.peak_total
+    for n in names:                                           # the CUDA allocator's peak, or PeakMemory's count on CPU
+        ours, alloc = peak_bytes(steps[n], dev); peak[n] = alloc if alloc is not None else ours
     name = torch.cuda.get_device_name(dev) if cuda else f'{platform.machine()}, {torch.get_num_threads()} threads'
     print(f'{dev.type} ({name}), torch {torch.__version__}; training step of the {a.preset} UNet '
           f'({sum(q.numel() for q in UNet(base).parameters()) / 1e6:.1f} M parameters), batch {B}, latents {"x".join(map(str, lat))}, '

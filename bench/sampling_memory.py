@@ -1,10 +1,12 @@
 """PeakMemory against the CUDA allocator in guided sampling, with cuDNN on and off (CUDA only). The sampler is called
-once before each measurement, so first-call workspaces (cuBLAS, cuDNN) are not counted. Run from the repository root:
+once before each measurement, so first-call workspaces (cuBLAS, cuDNN) are not counted. Run:
 
     python bench/sampling_memory.py
 """
-import torch, sys
-sys.path.insert(0, 'bench')
+import sys
+from pathlib import Path
+import torch
+sys.path.insert(0, str(Path(__file__).parent))
 from latent_diffusion.core import LDM, digits_model
 from unet_vs_diffusers import peak_bytes
 dev = torch.device('cuda')
@@ -18,5 +20,3 @@ for n in (100, 400):
         ours, cuda = peak_bytes(fn, dev)
         print(f'sampling n={n} cudnn={cudnn}: PeakMemory {ours/2**20:.1f} MiB, allocator {cuda/2**20:.1f} MiB, ratio {ours/cuda:.2f}')
 torch.backends.cudnn.enabled = True
-from latent_diffusion.train import autocast_dtype
-print('sample autocast?', autocast_dtype(dev))
