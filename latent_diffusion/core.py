@@ -531,10 +531,10 @@ def digits_model(conditioning:str='class') -> LDMConfig:
                      unet=dict(base_channels=48, channel_mult=(1, 2), num_res_blocks=2, attention_resolutions=(2,),
                                num_heads=4, groups=16))
 
-def _recipe(conditioning, data, ae_steps, steps, disc:bool=True, **model):
+def _recipe(conditioning, data, ae_steps, steps, disc:bool=False, **model):
     m = digits_model(conditioning)
     for k, v in model.items(): setattr(m, k, v) if not isinstance(v, dict) else getattr(m, k).update(v)
-    return Recipe(model=m, data=data,     # disc=False: the discriminator never switches on (disc_start after the last step)
+    return Recipe(model=m, data=data,     # disc=False (the default): the discriminator never switches on (disc_start after the last step)
                   autoencoder_train=AutoencoderTrainConfig(steps=ae_steps, batch_size=32, lr=5e-4, disc_start=ae_steps * 5 // 8 if disc else ae_steps + 1,
                                                            ckpt_every=max(ae_steps // 4, 1)),
                   train=TrainConfig(steps=steps, batch_size=64, lr=1e-3, warmup=min(100, steps // 4), ema_decay=0.999 if steps >= 1000 else 0.9,
@@ -543,12 +543,12 @@ def _recipe(conditioning, data, ae_steps, steps, disc:bool=True, **model):
 def recipes() -> dict:
     "The built-in recipes by name."
     tiny = dict(autoencoder=dict(base_channels=8, groups=4), unet=dict(base_channels=16, num_res_blocks=1, groups=8, num_heads=2))
-    return {'digits-class': _recipe('class', 'digits', 800, 2000),          # the demo: about 12 minutes on 2 CPU cores
+    return {'digits-class': _recipe('class', 'digits', 800, 2000),          # the demo: 6 to 12 minutes on 2 CPU cores
             'digits': _recipe(None, 'digits', 800, 2000),
             'digits-text': _recipe('text', 'digits-captions', 800, 2500, max_length=8),
             'digits-sr': _recipe('concat', 'digits-sr', 800, 1500, p_uncond=0.0, concat_channels=1),   # ×4 super-resolution
-            'shapes-text': _recipe('text', 'shape-captions', 1600, 3000, disc=False, image_channels=3, max_length=12,   # compositional captions:
-                                   autoencoder=dict(base_channels=32)),   # colours and small shapes need a wider first stage, no GAN
+            'shapes-text': _recipe('text', 'shape-captions', 1600, 3000, image_channels=3, max_length=12,   # compositional captions:
+                                   autoencoder=dict(base_channels=32)),   # colours and small shapes need a wider first stage
             'digits-inpaint': _recipe('inpaint', 'digits-inpaint', 800, 2000, p_uncond=0.0),   # fill in a masked box
             'digits-class-vq': _recipe('class', 'digits', 800, 2000, autoencoder=dict(regularizer='vq', n_codes=256)),   # KL vs VQ
             'tiny': _recipe('class', 'digits', 16, 16, **tiny)}            # the --fast smoke run: seconds
