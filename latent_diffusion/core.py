@@ -543,7 +543,7 @@ def _recipe(conditioning, data, ae_steps, steps, disc:bool=False, **model):
 def recipes() -> dict:
     "The built-in recipes by name."
     tiny = dict(autoencoder=dict(base_channels=8, groups=4), unet=dict(base_channels=16, num_res_blocks=1, groups=8, num_heads=2))
-    return {'digits-class': _recipe('class', 'digits', 800, 2000),          # the demo: 6 to 12 minutes on 2 CPU cores
+    return {'digits-class': _recipe('class', 'digits', 800, 2000),          # what `ldm demo` trains (the demo: 7 to 13 minutes on 2 CPU cores)
             'digits': _recipe(None, 'digits', 800, 2000),
             'digits-text': _recipe('text', 'digits-captions', 800, 2500, max_length=8),
             'digits-sr': _recipe('concat', 'digits-sr', 800, 1500, p_uncond=0.0, concat_channels=1),   # ×4 super-resolution
