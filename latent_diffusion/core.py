@@ -531,11 +531,11 @@ def digits_model(conditioning:str='class') -> LDMConfig:
                      unet=dict(base_channels=48, channel_mult=(1, 2), num_res_blocks=2, attention_resolutions=(2,),
                                num_heads=4, groups=16))
 
-def _recipe(conditioning, data, ae_steps, steps, disc:bool=False, **model):
+def _recipe(conditioning, data, ae_steps, steps, **model):
     m = digits_model(conditioning)
     for k, v in model.items(): setattr(m, k, v) if not isinstance(v, dict) else getattr(m, k).update(v)
-    return Recipe(model=m, data=data,     # disc=False (the default): the discriminator never switches on (disc_start after the last step)
-                  autoencoder_train=AutoencoderTrainConfig(steps=ae_steps, batch_size=32, lr=5e-4, disc_start=ae_steps * 5 // 8 if disc else ae_steps + 1,
+    return Recipe(model=m, data=data,     # no discriminator: disc_start after the last step (the autoencoder chapter measures why)
+                  autoencoder_train=AutoencoderTrainConfig(steps=ae_steps, batch_size=32, lr=5e-4, disc_start=ae_steps + 1,
                                                            ckpt_every=max(ae_steps // 4, 1)),
                   train=TrainConfig(steps=steps, batch_size=64, lr=1e-3, warmup=min(100, steps // 4), ema_decay=0.999 if steps >= 1000 else 0.9,
                                     ckpt_every=max(steps // 8, 1)))
