@@ -186,14 +186,19 @@ def fit(model:nn.Module, loss_fn, # loss_fn(model, batch, generator) -> scalar l
         model.load_state_dict(ck['model']); ema.load_state_dict(ck['ema']); opt.load_state_dict(ck['opt'])
         sched.load_state_dict(ck['lr_sched']); g.set_state(ck['generator'].cpu())   # the data/noise generator lives on the CPU
         if ck['scaler']: scaler.load_state_dict(ck['scaler'])                  # empty unless fp16 was used
+        if 'rng' in ck: torch.set_rng_state(ck['rng'].cpu())                   # the global generator: dropout
+        if 'cuda_rng' in ck and device.type == 'cuda': torch.cuda.set_rng_state(ck['cuda_rng'].cpu(), device)
         step, hist = ck['step'], ck['history']
+        sched.base_lrs = [cfg.lr] * len(opt.param_groups)                      # this call's lr and weight decay, not the checkpoint's
+        for pg in opt.param_groups: pg.update(initial_lr=cfg.lr, lr=cfg.lr * sched.lr_lambdas[0](sched.last_epoch), weight_decay=cfg.weight_decay)
 
     noise_g = g if world == 1 else torch.Generator().manual_seed(cfg.seed * 100003 + step * 101 + rank + 1)   # per-process noise
     def checkpoint():
         if ckpt_path is None: return
         if rank == 0: save_checkpoint(ckpt_path, dict(model=model.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(),
                                         lr_sched=sched.state_dict(), scaler=scaler.state_dict(), generator=g.get_state(),
-                                        step=step, history=hist, train_config=asdict(cfg),
+                                        step=step, history=hist, train_config=asdict(cfg), rng=torch.get_rng_state(),
+                                        **(dict(cuda_rng=torch.cuda.get_rng_state(device)) if device.type == 'cuda' else {}),
                                         model_config=asdict(model.config) if hasattr(model, 'config') else {}))
         if world > 1: torch.distributed.barrier()                           # nobody runs ahead of a checkpoint being written
 
@@ -209,12 +214,13 @@ def fit(model:nn.Module, loss_fn, # loss_fn(model, batch, generator) -> scalar l
         if cfg.grad_clip:
             scaler.unscale_(opt)
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        lr = opt.param_groups[0]['lr']                                       # the rate this step used
         scaler.step(opt); scaler.update(); sched.step()
         ema.update(model)
         step += 1
         logged = loss.detach().float()
         if world > 1: torch.distributed.all_reduce(logged); logged /= world  # the global batch's loss
-        hist['loss'].append(logged.item()); hist['lr'].append(sched.get_last_lr()[0])
+        hist['loss'].append(logged.item()); hist['lr'].append(lr)
         bar.update(1)
         if step % 10 == 0: bar.set_postfix(loss=f"{sum(hist['loss'][-100:]) / len(hist['loss'][-100:]):.4f}")
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
