@@ -112,6 +112,15 @@ class NoiseSchedule(nn.Module):
 
     def extra_repr(self): return f"schedule={self.name!r}, T={self.T}, dtype={self.betas.dtype}"
 
+    def _apply(self, fn, recurse=True):
+        "Move with the model it belongs to, but never lose precision: `model.to(torch.bfloat16)` must not round $\\bar\\alpha_t$ to 1."
+        old = dict(self._buffers)
+        super()._apply(fn, recurse)
+        for k, b in self._buffers.items():
+            if b is not None and b.is_floating_point() and torch.finfo(b.dtype).bits < torch.finfo(old[k].dtype).bits:
+                self._buffers[k] = old[k].to(b.device)           # the original values, on the new device
+        return self
+
     @property
     def snr(self): return self.log_snr.exp()
 
