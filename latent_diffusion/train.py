@@ -158,7 +158,8 @@ def to_device(batch, device, channels_last:bool=False):
 def fit(model:nn.Module, loss_fn, # loss_fn(model, batch, generator) -> scalar loss
         dataset, cfg:TrainConfig=None, device=None,
         ckpt_path=None, # checkpoint file: resumed from if it exists, written every cfg.ckpt_every steps
-        progress:bool=True) -> dict:
+        progress:bool=True,
+        meta:dict=None) -> dict: # what the checkpoint must have been written with to be resumed (e.g. the frozen first stage's digest)
     "Train `model` on `dataset` with `loss_fn`. Returns `dict(model, ema, history)`; the EMA model is the one to sample from."
     cfg, device = cfg or TrainConfig(), default_device(device)
     rank, world = distributed()
@@ -183,6 +184,10 @@ def fit(model:nn.Module, loss_fn, # loss_fn(model, batch, generator) -> scalar l
     hist, step = dict(loss=[], lr=[], seconds=0.0), 0
     if ckpt_path is not None and Path(ckpt_path).exists():                   # resume exactly where we stopped
         ck = load_checkpoint(ckpt_path, map_location=device)
+        for k, v in (meta or {}).items():
+            w = ck.get('meta', {}).get(k, v)                                   # older checkpoints carry no meta
+            same = math.isclose(w, v, rel_tol=1e-3) if isinstance(v, float) and isinstance(w, float) else w == v
+            if not same: raise ValueError(f"{ckpt_path} was written with {k}={w!r}, this run has {k}={v!r}: resume it with what it was trained with, or start a new checkpoint")
         model.load_state_dict(ck['model']); ema.load_state_dict(ck['ema']); opt.load_state_dict(ck['opt'])
         sched.load_state_dict(ck['lr_sched']); g.set_state(ck['generator'].cpu())   # the data/noise generator lives on the CPU
         if ck['scaler']: scaler.load_state_dict(ck['scaler'])                  # empty unless fp16 was used
@@ -197,7 +202,7 @@ def fit(model:nn.Module, loss_fn, # loss_fn(model, batch, generator) -> scalar l
         if ckpt_path is None: return
         if rank == 0: save_checkpoint(ckpt_path, dict(model=model.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(),
                                         lr_sched=sched.state_dict(), scaler=scaler.state_dict(), generator=g.get_state(),
-                                        step=step, history=hist, train_config=asdict(cfg), rng=torch.get_rng_state(),
+                                        step=step, history=hist, train_config=asdict(cfg), rng=torch.get_rng_state(), meta=meta or {},
                                         **(dict(cuda_rng=torch.cuda.get_rng_state(device)) if device.type == 'cuda' else {}),
                                         model_config=asdict(model.config) if hasattr(model, 'config') else {}))
         if world > 1: torch.distributed.barrier()                           # nobody runs ahead of a checkpoint being written
