@@ -154,6 +154,10 @@ def _parser():
     from latent_diffusion.core import recipes
     t.add_argument('--config', required=True, help=f"recipe name ({', '.join(recipes())}) or a .json file")
     t.add_argument('--out', required=True, help='output folder: checkpoints, model/, metrics.json')
+    t.add_argument('--data', default=None, help="a folder of images to train on instead of the recipe's data (one sub-folder per class for class recipes)")
+    t.add_argument('--image-size', type=int, default=None, help="with --data: train at N×N (default: the recipe's size)")
+    t.add_argument('--channels', type=int, choices=(1, 3), default=None, help='with --data: 1 or 3 (default: 1 if every image is grayscale)')
+    t.add_argument('--seed', type=int, default=None, help="seed of both stages (default: the recipe's)")
     s = sub.add_parser('sample', help='draw images from a trained model')
     s.add_argument('--ckpt', required=True, help='a model folder (written by LDM.save) or a training folder holding model/')
     s.add_argument('--n', type=int, default=16, help='number of images (default 16)')
@@ -161,7 +165,7 @@ def _parser():
     c.add_argument('--label', type=int, help='class label (class-conditional models)')
     c.add_argument('--prompt', help='caption (text-conditional models)')
     s.add_argument('--negative', help='negative prompt: replaces the empty prompt in guidance')
-    s.add_argument('--steps', type=int, default=50, help='DDIM steps (default 50)')
+    s.add_argument('--steps', type=int, default=None, help='DDIM steps (default 50; DDPM always runs all T)')
     s.add_argument('--sampler', default='ddim', help='ddim or ddpm')
     s.add_argument('--eta', type=float, default=0.0, help="DDIM's eta (default 0)")
     s.add_argument('--guidance', type=float, default=1.0, help='classifier-free guidance scale (default 1: none)')
@@ -201,7 +205,7 @@ def _parser():
     y.add_argument('--fast', action='store_true', help='a tiny smoke run')
     for q in (d, t, s, u, i, e, g, y):
         q.add_argument('--device', default=None, help='cpu, cuda, cuda:1, mps ... (default: the best available)')
-        q.add_argument('--seed', type=int, default=0)
+        if q is not t: q.add_argument('--seed', type=int, default=0)
     return p
 
 def _model_dir(ckpt) -> Path:
@@ -258,8 +262,12 @@ def main(argv=None):
             from latent_diffusion.core import get_recipe, train_recipe
             from latent_diffusion.train import init_distributed, distributed
             a.device = init_distributed(a.device)                       # joins the job when launched by torchrun
+            recipe = get_recipe(a.config)
+            if a.data is not None: recipe = recipe.on_folder(a.data, a.image_size, a.channels)
+            elif a.image_size is not None or a.channels is not None: raise ValueError("--image-size and --channels go with --data")
+            if a.seed is not None: recipe.train.seed = recipe.autoencoder_train.seed = a.seed
             t0 = time.time()
-            ldm, logs = train_recipe(get_recipe(a.config), a.out, device=a.device)
+            ldm, logs = train_recipe(recipe, a.out, device=a.device)
             loss = logs['diffusion']['loss']
             rank, world = distributed()
             if world > 1: torch.distributed.destroy_process_group()

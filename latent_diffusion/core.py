@@ -594,6 +594,26 @@ class Recipe:
 
     def to_dict(self) -> dict: return asdict(self)
 
+    def on_folder(self, folder, image_size:int=None, # train at this size (default: the recipe's)
+                  channels:int=None) -> 'Recipe': # 1 or 3 (default: 1 if every image is grayscale, else 3)
+        "A copy of this recipe that trains on a folder of images; a class-conditional one gets one class per sub-folder."
+        from PIL import Image
+        from latent_diffusion.data import folder_classes
+        m = self.model
+        if m.conditioning not in (None, 'class'):
+            raise ValueError(f"a folder of images gives images and, from its sub-folders, class labels; this recipe is {m.conditioning}-conditioned")
+        files, classes, _ = folder_classes(folder)
+        if m.conditioning == 'class' and len(classes) < 1:
+            raise ValueError(f"a class-conditional recipe needs one sub-folder of images per class under {folder}; its images lie directly in it")
+        def gray(f):
+            with Image.open(f) as im: return im.mode in ('1', 'L', 'LA', 'I', 'I;16', 'F')   # reads the header only
+        if channels is None: channels = 1 if all(gray(f) for f in files) else 3
+        r = copy.deepcopy(self)
+        r.data = str(Path(folder).expanduser().resolve())
+        r.model = LDMConfig.from_dict({**asdict(m), 'image_size': image_size or m.image_size, 'image_channels': channels,
+                                       'n_classes': len(classes) if m.conditioning == 'class' else m.n_classes})
+        return r
+
 def digits_model(conditioning:str='class') -> LDMConfig:
     "The CPU-sized digits LDM: KL autoencoder with f = 4 (32×32 -> 8×8×3), a 3.4 M-parameter UNet with cross-attention."
     return LDMConfig(image_size=32, image_channels=1, conditioning=conditioning, context_dim=64, p_uncond=0.1,

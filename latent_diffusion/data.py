@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['DIGIT_NAMES', 'CAPTION_TEMPLATES', 'PHOTOS', 'IMAGE_EXTENSIONS', 'to_unit_range', 'to_pixel_range', 'show_images',
            'to_pil', 'save_images', 'mnist_arrays', 'stratified_split', 'Digits', 'CaptionedDigits', 'photo',
-           'PhotoCrops', 'Shapes', 'image_files', 'ImageFolder', 'TorchvisionImages']
+           'PhotoCrops', 'Shapes', 'image_files', 'folder_classes', 'ImageFolder', 'TorchvisionImages']
 
 # %% ../nbs/02_data.ipynb #6693919b
 import functools
@@ -169,6 +169,16 @@ def image_files(root) -> list:
     if not root.is_dir(): raise ValueError(f"{root} is not a folder of images")
     return sorted(p for p in root.rglob('*') if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
+def folder_classes(root) -> tuple:
+    "(files, classes, labels) of a folder of images: the classes are its sub-folders, sorted, if every image lies in one; else none, and label 0."
+    from pathlib import Path
+    root, files = Path(root).expanduser(), image_files(root)
+    if not files: raise ValueError(f"no image files under {root} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+    top = [f.relative_to(root).parts for f in files]
+    classes = sorted({p[0] for p in top}) if all(len(p) > 1 for p in top) else []
+    index = {c: k for k, c in enumerate(classes)}
+    return files, classes, [index[p[0]] if classes else 0 for p in top]
+
 class ImageFolder(Dataset):
     "Every image under `root`, as (channels, size, size) in [-1, 1] with a class label from its sub-folder (0 without sub-folders)."
     def __init__(self, root, size:int=32, # images are centre-cropped to a square and resized to size×size
@@ -178,12 +188,8 @@ class ImageFolder(Dataset):
         from PIL import Image, UnidentifiedImageError
         if channels not in (1, 3): raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
         if isinstance(size, bool) or not isinstance(size, int) or size < 1: raise ValueError(f"size must be a positive integer, got {size!r}")
-        self.root, files = Path(root).expanduser(), image_files(root)
-        if not files: raise ValueError(f"no image files under {self.root} (looked for {', '.join(IMAGE_EXTENSIONS)})")
-        rel = [f.relative_to(self.root) for f in files]
-        nested = all(len(r.parts) > 1 for r in rel)                       # every image in a sub-folder: those are the classes
-        self.classes = sorted({r.parts[0] for r in rel}) if nested else []
-        index = {c: k for k, c in enumerate(self.classes)}
+        self.root = Path(root).expanduser()
+        files, self.classes, labels = folder_classes(root)
         pixels = []
         for f in files:
             try:
@@ -195,7 +201,7 @@ class ImageFolder(Dataset):
             a = torch.from_numpy(np.array(im))
             pixels.append(a[None] if a.ndim == 2 else a.permute(2, 0, 1))
         self.pixels = torch.stack(pixels)                                  # (N, C, size, size) uint8
-        self.labels = torch.tensor([index[r.parts[0]] if nested else 0 for r in rel])
+        self.labels = torch.tensor(labels)
         self.files, self.flip = files, flip
 
     def __len__(self): return len(self.pixels)
