@@ -159,7 +159,7 @@ def _parser():
     t.add_argument('--channels', type=int, choices=(1, 3), default=None, help='with --data: 1 or 3 (default: 1 if every image is grayscale)')
     t.add_argument('--seed', type=int, default=None, help="seed of both stages (default: the recipe's)")
     s = sub.add_parser('sample', help='draw images from a trained model')
-    s.add_argument('--ckpt', required=True, help='a model folder (written by LDM.save) or a training folder holding model/')
+    s.add_argument('--ckpt', required=True, help='a model folder (written by LDM.save) or a training folder (its model/, or mid-run its latest checkpoints)')
     s.add_argument('--n', type=int, default=16, help='number of images (default 16)')
     c = s.add_mutually_exclusive_group()
     c.add_argument('--label', type=int, help='class label (class-conditional models)')
@@ -208,9 +208,6 @@ def _parser():
         if q is not t: q.add_argument('--seed', type=int, default=0)
     return p
 
-def _model_dir(ckpt) -> Path:
-    p = Path(ckpt)
-    return p/'model' if (p/'model'/'config.json').exists() else p
 
 def _read_png(path, mode:str) -> torch.Tensor:
     "A PNG as a (1, C, H, W) tensor in [-1, 1], converted to `mode` ('L' or 'RGB')."
@@ -223,7 +220,7 @@ def _read_png(path, mode:str) -> torch.Tensor:
 def _image_model(a, conditioning:str, what:str):
     "The model of `a.ckpt`, refused unless it has `conditioning`, and `a.image` read with the model's channels."
     from latent_diffusion.core import LDM
-    ldm = LDM.load(_model_dir(a.ckpt), device=a.device)
+    ldm = LDM.from_run(a.ckpt, device=a.device)
     if ldm.config.conditioning != conditioning: raise ValueError(f"{a.ckpt} is not {what} (conditioning={ldm.config.conditioning!r})")
     return ldm, _read_png(a.image, 'L' if ldm.config.image_channels == 1 else 'RGB')
 
@@ -277,7 +274,7 @@ def main(argv=None):
             print(f"trained {a.config} in {(time.time() - t0) / 60:.1f} min; model in {Path(a.out)/'model'}")
         elif a.command == 'sample':
             from latent_diffusion.core import LDM
-            ldm = LDM.load(_model_dir(a.ckpt), device=a.device)
+            ldm = LDM.from_run(a.ckpt, device=a.device)
             if a.n < 1: raise ValueError(f"--n must be at least 1, got {a.n}")
             cond = a.label if a.label is not None else a.prompt
             x = ldm.sample(a.n, cond=cond, steps=a.steps, sampler=a.sampler, eta=a.eta, guidance=a.guidance,
@@ -302,7 +299,7 @@ def main(argv=None):
             from latent_diffusion.data import Digits
             from latent_diffusion.evaluation import evaluate
             from latent_diffusion.metrics import digits_judge
-            ldm = LDM.load(_model_dir(a.ckpt), device=a.device)
+            ldm = LDM.from_run(a.ckpt, device=a.device)
             c = ldm.config
             if (c.image_channels, c.image_size) != (1, 32):
                 raise ValueError(f"ldm eval scores digits models (1 channel, 32×32) against the held-out digits; this model makes {c.image_channels}-channel "

@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['CONDITIONINGS', 'DATASETS', 'LDMConfig', 'LDM', 'condition', 'masked_condition', 'null', 'sample', 'check_dataset',
            'as_dataset', 'LatentDataset', 'measure_scale_factor', 'fit_autoencoder', 'fit', 'save', 'load',
-           'downsample', 'LowResPairs', 'Recipe', 'digits_model', 'recipes', 'get_recipe', 'check_data', 'train_recipe']
+           'downsample', 'LowResPairs', 'Recipe', 'digits_model', 'recipes', 'get_recipe', 'check_data', 'train_recipe',
+           'from_run']
 
 # %% ../nbs/10_core.ipynb #560de0f0
 import copy, json, math
@@ -697,3 +698,29 @@ def train_recipe(recipe:Recipe, out, device=None, progress:bool=True):
     hist = ldm.fit(data, recipe.train, ckpt_path=out/'diffusion.pt', device=device, progress=progress)
     if rank == 0: ldm.save(out/'model')
     return ldm, dict(autoencoder=ae_logs, diffusion=hist)
+
+@classmethod
+def from_run(cls, out, device=None) -> LDM:
+    "The model in a training folder (`train_recipe`'s `out`): its finished `model/`, or else, mid-run, the first stage and the EMA weights of the latest diffusion checkpoint."
+    from latent_diffusion.train import load_checkpoint
+    out = Path(out)
+    if (out/'config.json').is_file(): return cls.load(out, device)                 # a model folder itself
+    if (out/'model'/'config.json').is_file(): return cls.load(out/'model', device)
+    missing = [n for n in ('recipe.json', 'autoencoder.pt', 'diffusion.pt') if not (out/n).is_file()]
+    if missing: raise FileNotFoundError(f"no LDM checkpoint at {out}: expected a model folder (config.json) or a training folder with model/ "
+                                        f"or a diffusion checkpoint (missing {', '.join(missing)})")
+    recipe = Recipe.from_dict(json.loads((out/'recipe.json').read_text()))
+    ck = load_checkpoint(out/'diffusion.pt', map_location='cpu')
+    meta = ck.get('meta', {})
+    if 'scale_factor' not in meta: raise ValueError(f"{out/'diffusion.pt'} records no scale factor (written by an older version): finish the run to get model/")
+    cfg, tokenizer = copy.deepcopy(recipe.model), None
+    if cfg.conditioning == 'text':
+        tokenizer = TextTokenizer.from_file(out/'tokenizer.json', max_length=cfg.max_length); cfg.vocab_size = tokenizer.vocab_size
+    cfg.scale_factor = meta['scale_factor']
+    ldm = cls(cfg, tokenizer=tokenizer)
+    ldm.autoencoder.load_state_dict(load_checkpoint(out/'autoencoder.pt', map_location='cpu')['ae'])
+    if _fingerprint(ldm.autoencoder) != meta.get('autoencoder'): raise ValueError(f"{out/'autoencoder.pt'} is not the first stage that {out/'diffusion.pt'} was trained on")
+    ldm.eps_model.load_state_dict(ck['ema']['model'])                              # the weights to sample from
+    return ldm.to(default_device(device)).eval()
+
+LDM.from_run = from_run
