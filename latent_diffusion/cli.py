@@ -173,7 +173,7 @@ def _parser():
     s.add_argument('--out', required=True, help='output folder for NNNN.png and grid.png')
     def image_command(name, help, what, image):                # PNG in, PNG out, with an image-conditioned model
         q = sub.add_parser(name, help=help)
-        q.add_argument('--ckpt', required=True, help=f'{what} model folder, or a training folder holding model/')
+        q.add_argument('--ckpt', required=True, help=f'{what} model folder, or a training folder (its model/, or mid-run its latest checkpoints)')
         q.add_argument('--image', required=True, help=f'{image} (grayscale or RGB, as the model expects)')
         q.add_argument('--steps', type=int, default=50, help='DDIM steps (default 50)')
         q.add_argument('--out', required=True, help='output PNG')
@@ -182,7 +182,7 @@ def _parser():
     i = image_command('inpaint', 'fill in the white region of a mask PNG with an inpainting model (recipe digits-inpaint)', 'an inpainting', 'PNG to inpaint')
     i.add_argument('--mask', required=True, help='PNG of the same size: white (>= 128) where to fill in, black where to keep')
     e = sub.add_parser('eval', help='score a digits model against the held-out digits: FD, IS, precision, recall, class accuracy')
-    e.add_argument('--ckpt', required=True, help='a model folder, or a training folder holding model/')
+    e.add_argument('--ckpt', required=True, help='a model folder, or a training folder (its model/, or mid-run its latest checkpoints)')
     e.add_argument('--n', type=int, default=500, help='samples to draw (default 500; class models: balanced classes)')
     e.add_argument('--guidance', type=float, default=1.0, help='classifier-free guidance scale (default 1: none)')
     e.add_argument('--steps', type=int, default=50, help='DDIM steps (default 50)')

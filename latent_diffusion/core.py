@@ -9,7 +9,8 @@ __all__ = ['CONDITIONINGS', 'DATASETS', 'LDMConfig', 'LDM', 'condition', 'masked
            'from_run']
 
 # %% ../nbs/10_core.ipynb #560de0f0
-import copy, json, math
+import copy, json, math, numbers
+import numpy as np
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import torch
@@ -198,7 +199,7 @@ class LDM(nn.Module):
 
     def eps(self, z_t, t, y=None, model:nn.Module=None):
         "$\\epsilon_\\theta(z_t, t, \\tau_\\theta(y))$; `y` is labels (B,) or tokenised text (ids, mask), or None; `model`: a wrapper of `eps_model` (DDP)."
-        net = self.eps_model if model is None else model
+        net, z_t = self.eps_model if model is None else model, z_t.to(self.dtype)    # a bf16 model gets bf16 z_t from a float32 schedule
         if self.config.conditioning is None:
             if y is not None: raise ValueError("this LDM is unconditional: it takes no condition")
             return net(z_t, t)
@@ -374,8 +375,12 @@ def check_dataset(m:LDMConfig, data, name:str='the dataset', hint:str=''):
     if x.shape[0] != m.image_channels or x.shape[-1] != m.image_size or x.shape[-2] != m.image_size:
         raise ValueError(f"{name} has {x.shape[0]}-channel {x.shape[-2]}×{x.shape[-1]} images, the model is built for "
                          f"image_channels={m.image_channels}, image_size={m.image_size}")
+    k = m.autoencoder_config().f * 2 ** (len(m.unet_config().channel_mult) - 1)   # f times the UNet's own downsampling
+    if m.image_size % k: raise ValueError(f"image_size={m.image_size} must be divisible by {k} (the first stage's f times the UNet's downsampling)")
+    integer = lambda v: (torch.is_tensor(v) and v.ndim == 0 and not v.is_floating_point() and not v.is_complex() and v.dtype != torch.bool
+                         or isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)))
     fits = {None: True,                                                          # an unconditional model ignores the condition
-            'class': torch.is_tensor(y) and y.ndim == 0 and not y.is_floating_point() or isinstance(y, int) and not isinstance(y, bool),
+            'class': integer(y),
             'text': isinstance(y, str),
             'concat': torch.is_tensor(y) and y.ndim == 3 and y.shape[0] == m.concat_channels,
             'inpaint': torch.is_tensor(y) and y.ndim == 3 and y.shape[0] == 1 and y.shape[-2:] == x.shape[-2:]}[m.conditioning]
@@ -383,10 +388,13 @@ def check_dataset(m:LDMConfig, data, name:str='the dataset', hint:str=''):
         what = f"a {type(y).__name__}" + (f" {tuple(y.shape)} {y.dtype}" if torch.is_tensor(y) else '')
         raise ValueError(f"conditioning={m.conditioning!r} does not fit {name}, whose condition is {what}{hint}")
     if m.conditioning == 'class':                                   # every label: from the data's list of them, or item by item
-        if hasattr(data, 'labels'): labels = torch.as_tensor(data.labels)
-        elif isinstance(data, torch.utils.data.TensorDataset) and len(data.tensors) > 1: labels = data.tensors[1]
-        else: labels = torch.as_tensor([int(data[i][1]) for i in range(len(data))])
-        labels = labels.flatten()
+        try:
+            if hasattr(data, 'labels'): labels = torch.as_tensor(data.labels)
+            elif isinstance(data, torch.utils.data.TensorDataset) and len(data.tensors) > 1: labels = data.tensors[1]
+            else: labels = torch.as_tensor([int(data[i][1]) for i in range(len(data))])
+        except (TypeError, ValueError) as e: raise ValueError(f"{name}: class labels must be integers ({e})") from None
+        if labels.is_floating_point() or labels.dtype == torch.bool: raise ValueError(f"{name}: class labels must be integers, got {labels.dtype}")
+        labels = labels.flatten().long()
         bad = labels[(labels < 0) | (labels >= m.n_classes)]
         if len(bad): raise ValueError(f"{name}: label {bad[0].item()} is out of range for n_classes={m.n_classes}: labels must be "
                                       f"0..{m.n_classes - 1} ({m.n_classes} is the null class that guidance trains)")
@@ -457,7 +465,7 @@ def _ldm_loss_fn(self:LDM):
     c = self.config
     def loss_fn(model, batch, g):                          # model is self.eps_model (or its DDP wrapper), trained by the loop
         z0, y = batch
-        if c.conditioning == 'class': y = drop_labels(torch.as_tensor(y).to(z0.device), c.p_uncond, c.n_classes, g)
+        if c.conditioning == 'class': y = drop_labels(torch.as_tensor(y).to(z0.device).long(), c.p_uncond, c.n_classes, g)   # uint8 labels too
         elif c.conditioning == 'text':
             keep = torch.rand(len(y), generator=g) >= c.p_uncond
             y = tuple(v.to(z0.device) for v in self.tokenizer([p if k else '' for p, k in zip(y, keep)]))
@@ -570,12 +578,14 @@ class Recipe:
     text_vocab:int = 200             # text models: BPE vocabulary trained on the captions
 
     def __post_init__(self):
-        if self.data not in DATASETS and not Path(self.data).expanduser().is_dir():
+        is_path = isinstance(self.data, str) and self.data.strip() != '' and ('/' in self.data or '\\' in self.data or Path(self.data).expanduser().is_dir())
+        if self.data not in DATASETS and not is_path:             # a folder need not exist to describe (or sample) a run
             raise ValueError(f"unknown dataset {self.data!r}: expected one of {tuple(DATASETS)} or a folder of images")
 
     def dataset(self):
         "The training data: a built-in dataset, or the folder's images at the model's size and channels."
         if self.data in DATASETS: return DATASETS[self.data]()
+        if not Path(self.data).expanduser().is_dir(): raise ValueError(f"recipe: the data folder {self.data} does not exist (here)")
         from latent_diffusion.data import ImageFolder
         return ImageFolder(self.data, size=self.model.image_size, channels=self.model.image_channels)
 
@@ -605,7 +615,9 @@ class Recipe:
             raise ValueError(f"a folder of images gives images and, from its sub-folders, class labels; this recipe is {m.conditioning}-conditioned")
         files, classes, _ = folder_classes(folder)
         if m.conditioning == 'class' and len(classes) < 1:
-            raise ValueError(f"a class-conditional recipe needs one sub-folder of images per class under {folder}; its images lie directly in it")
+            loose = [f.name for f in files if f.parent == Path(folder).expanduser()]
+            raise ValueError(f"a class-conditional recipe needs every image in a sub-folder of {folder}, one per class; "
+                             f"{len(loose)} lie directly in it (e.g. {loose[0]})")
         def gray(f):
             with Image.open(f) as im: return im.mode in ('1', 'L', 'LA', 'I', 'I;16', 'F')   # reads the header only
         if channels is None: channels = 1 if all(gray(f) for f in files) else 3
@@ -705,12 +717,13 @@ def from_run(cls, out, device=None) -> LDM:
     from latent_diffusion.train import load_checkpoint
     out = Path(out)
     if (out/'config.json').is_file(): return cls.load(out, device)                 # a model folder itself
-    if (out/'model'/'config.json').is_file(): return cls.load(out/'model', device)
     missing = [n for n in ('recipe.json', 'autoencoder.pt', 'diffusion.pt') if not (out/n).is_file()]
+    if missing and (out/'model'/'config.json').is_file(): return cls.load(out/'model', device)
     if missing: raise FileNotFoundError(f"no LDM checkpoint at {out}: expected a model folder (config.json) or a training folder with model/ "
                                         f"or a diffusion checkpoint (missing {', '.join(missing)})")
     recipe = Recipe.from_dict(json.loads((out/'recipe.json').read_text()))
     ck = load_checkpoint(out/'diffusion.pt', map_location='cpu')
+    if ck['step'] >= recipe.train.steps and (out/'model'/'config.json').is_file(): return cls.load(out/'model', device)   # finished
     meta = ck.get('meta', {})
     if 'scale_factor' not in meta: raise ValueError(f"{out/'diffusion.pt'} records no scale factor (written by an older version): finish the run to get model/")
     cfg, tokenizer = copy.deepcopy(recipe.model), None

@@ -163,11 +163,12 @@ class Shapes(Dataset):
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp')
 
 def image_files(root) -> list:
-    "Sorted paths of the image files under `root` (recursively), by extension."
+    "Sorted paths of the image files under `root` (recursively), by extension; hidden files and folders (`.name`) are skipped."
     from pathlib import Path
     root = Path(root).expanduser()
     if not root.is_dir(): raise ValueError(f"{root} is not a folder of images")
-    return sorted(p for p in root.rglob('*') if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    return sorted(p for p in root.rglob('*') if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                  and not any(part.startswith('.') for part in p.relative_to(root).parts))   # .ipynb_checkpoints, macOS ._x.png
 
 def folder_classes(root) -> tuple:
     "(files, classes, labels) of a folder of images: the classes are its sub-folders, sorted, if every image lies in one; else none, and label 0."
@@ -193,7 +194,10 @@ class ImageFolder(Dataset):
         pixels = []
         for f in files:
             try:
-                with Image.open(f) as im: im = im.convert('L' if channels == 1 else 'RGB')
+                with Image.open(f) as im:
+                    if im.mode in ('I', 'I;16', 'I;16B', 'I;16L'):              # 16-bit grayscale: scale to 8 bits (convert() would clip)
+                        im = Image.fromarray((np.asarray(im, np.float64) / 257).round().clip(0, 255).astype(np.uint8))
+                    im = im.convert('L' if channels == 1 else 'RGB')
             except (UnidentifiedImageError, OSError) as e: raise ValueError(f"cannot read image {f}: {e}") from None
             w, h = im.size; s = min(w, h)
             im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))   # the centred square

@@ -87,7 +87,7 @@ class NoiseSchedule(nn.Module):
         if betas.ndim != 1 or len(betas) < 2 or not ((betas > 0) & (betas <= 1)).all():
             raise ValueError(f"betas must be a 1-D sequence of at least 2 values in (0, 1], got shape "
                              f"{tuple(betas.shape)} with range [{betas.min().item():.3g}, {betas.max().item():.3g}]")
-        self.name, self.T = schedule, len(betas)
+        self.name, self.T, self.built_dtype = schedule, len(betas), dtype
         betas = torch.cat([betas.new_zeros(1), betas])     # \beta_0 := 0, so index t is the paper's t
         alphas = 1 - betas                                  # \alpha_t = 1 - \beta_t
         alpha_bar = torch.cumprod(alphas, 0)                # \bar\alpha_t = \prod_{s<=t} \alpha_s, \bar\alpha_0 = 1
@@ -113,12 +113,12 @@ class NoiseSchedule(nn.Module):
     def extra_repr(self): return f"schedule={self.name!r}, T={self.T}, dtype={self.betas.dtype}"
 
     def _apply(self, fn, recurse=True):
-        "Move with the model it belongs to, but never lose precision: `model.to(torch.bfloat16)` must not round $\\bar\\alpha_t$ to 1."
+        "Move with the model it belongs to, but never below the precision it was built in: `model.to(torch.bfloat16)` must not round $\\bar\\alpha_t$ to 1."
         old = dict(self._buffers)
         super()._apply(fn, recurse)
         for k, b in self._buffers.items():
-            if b is not None and b.is_floating_point() and torch.finfo(b.dtype).bits < torch.finfo(old[k].dtype).bits:
-                self._buffers[k] = old[k].to(b.device)           # the original values, on the new device
+            if b is not None and b.is_floating_point() and torch.finfo(b.dtype).bits < torch.finfo(self.built_dtype).bits:
+                self._buffers[k] = old[k].to(b.device, self.built_dtype)   # the values before the cast, on the new device
         return self
 
     @property
