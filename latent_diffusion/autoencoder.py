@@ -215,13 +215,13 @@ class PatchDiscriminator(nn.Module):
             layers += [nn.Conv2d(c, c_out, 4, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
             c = c_out
         layers.append(nn.Conv2d(c, 1, 4, 1, 1))
-        self.net, self.min_size = nn.Sequential(*layers), 3 * 2 ** n_layers
+        self.net, self.min_size, self.n_layers = nn.Sequential(*layers), 3 * 2 ** n_layers, n_layers
         for m in self.modules():
             if isinstance(m, nn.Conv2d): nn.init.normal_(m.weight, 0.0, 0.02)
     def forward(self, x):
         if min(x.shape[-2:]) < self.min_size:
-            raise ValueError(f"a {len(self.net) // 3}-layer patch discriminator needs images of at least "
-                             f"{self.min_size}×{self.min_size}, got {tuple(x.shape[-2:])}: use fewer layers")
+            raise ValueError(f"a {self.n_layers}-layer patch discriminator needs images of at least "
+                             f"{self.min_size}×{self.min_size}, got {tuple(x.shape[-2:])}: use fewer layers (disc_layers)")
         return self.net(x)
 
 def hinge_d_loss(logits_real, logits_fake):
@@ -295,6 +295,10 @@ def train_autoencoder(ae:Autoencoder, dataset, cfg:AutoencoderTrainConfig=None, 
     from latent_diffusion.train import random_batches, save_checkpoint, load_checkpoint
     cfg, device = cfg or AutoencoderTrainConfig(), default_device(device)
     disc = PatchDiscriminator(ae.config.in_channels, disc_channels, disc_layers).to(device)
+    if cfg.disc_start < cfg.steps:                          # refuse now what would fail at step disc_start
+        size = tuple(dataset[0][0].shape[-2:])
+        if min(size) < disc.min_size: raise ValueError(f"a {disc_layers}-layer patch discriminator needs images of at least {disc.min_size}×{disc.min_size}, "
+                                                       f"got {size}: pass fewer disc_layers, or leave it off (disc_start >= steps)")
     loss_mod = AutoencoderLoss(disc, cfg, perceptual)
     ae.to(device).train()
     opt_ae = torch.optim.Adam([p for p in ae.parameters() if p.requires_grad], lr=cfg.lr, betas=(0.5, 0.9))
@@ -305,6 +309,9 @@ def train_autoencoder(ae:Autoencoder, dataset, cfg:AutoencoderTrainConfig=None, 
         ck = load_checkpoint(ckpt_path, map_location=device)
         ae.load_state_dict(ck['ae']); disc.load_state_dict(ck['disc']); opt_ae.load_state_dict(ck['opt_ae'])
         opt_d.load_state_dict(ck['opt_d']); g.set_state(ck['generator'].cpu()); step, logs = ck['step'], ck['logs']
+        if 'rng' in ck: torch.set_rng_state(ck['rng'].cpu())                # the global generator (dropout, codebook restarts)
+        for opt in (opt_ae, opt_d):
+            for pg in opt.param_groups: pg['lr'] = cfg.lr                     # this call's rate, not the checkpoint's
     data = random_batches(dataset, cfg.batch_size, g)
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc='autoencoder')
     while step < cfg.steps:
@@ -322,7 +329,7 @@ def train_autoencoder(ae:Autoencoder, dataset, cfg:AutoencoderTrainConfig=None, 
         if step % 10 == 0: bar.set_postfix(rec=f"{lg['rec']:.4f}")
         if ckpt_path is not None and (step % cfg.ckpt_every == 0 or step == cfg.steps):
             save_checkpoint(ckpt_path, dict(ae=ae.state_dict(), disc=disc.state_dict(), opt_ae=opt_ae.state_dict(),
-                                            opt_d=opt_d.state_dict(), generator=g.get_state(), step=step, logs=logs,
+                                            opt_d=opt_d.state_dict(), generator=g.get_state(), rng=torch.get_rng_state(), step=step, logs=logs,
                                             config=asdict(ae.config), train_config=asdict(cfg)))
     bar.close()
     return dict(ae=ae.eval(), disc=disc, logs=logs)
