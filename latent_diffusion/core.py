@@ -75,6 +75,10 @@ class LDMConfig:
         if unknown: raise ValueError(f"unknown LDMConfig keys {unknown}: expected some of {sorted(known)}")
         return cls(**d)
 
+    def downsampling(self) -> int:
+        "How many pixels one position of the UNet's coarsest level covers: f times the UNet's own downsampling; image sides must divide by it."
+        return self.autoencoder_config().f * 2 ** (len(self.unet_config().channel_mult) - 1)
+
     def autoencoder_config(self) -> AutoencoderConfig: return AutoencoderConfig(in_channels=self.image_channels, **self.autoencoder)
     def unet_config(self, z_channels:int=None) -> UNetConfig:   # z_channels: the first stage's c, when it is given
         z = z_channels or self.autoencoder_config().z_channels
@@ -122,6 +126,10 @@ class LDM(nn.Module):
     @property
     def f(self) -> int: return self.autoencoder.config.f
     @property
+    def downsampling(self) -> int:   # from the parts themselves: a first stage given as a part may be one the config cannot build
+        "f times the UNet's own downsampling: image sides must divide by it."
+        return self.f * 2 ** (len(self.unet.config.channel_mult) - 1)
+    @property
     def z_channels(self) -> int: return self.autoencoder.config.z_channels
     @property
     def device(self) -> torch.device: return next(self.parameters()).device
@@ -147,7 +155,7 @@ class LDM(nn.Module):
     def check_size(self, size):
         H, W = _size_pair(size)
         if H < 1 or W < 1: raise ValueError(f"image size must be positive, got {H}×{W}")
-        k = self.f * 2 ** (len(self.unet.config.channel_mult) - 1)   # f, times the UNet's own downsampling
+        k = self.downsampling
         if H % self.f or W % self.f: raise ValueError(f"image size {H}×{W} is not divisible by the downsampling factor f={self.f}")
         if H % k or W % k: raise ValueError(f"image size {H}×{W} must be divisible by {k} (f={self.f} times the UNet's downsampling)")
         return H, W
@@ -366,7 +374,7 @@ class _ImagesOnly(Dataset):
         it = self.data[i]
         return (it if torch.is_tensor(it) else it[0]), 0
 
-def check_dataset(m:LDMConfig, data, name:str='the dataset', hint:str=''):
+def check_dataset(m:LDMConfig, data, name:str='the dataset', hint:str='', downsampling:int=None): # default: m.downsampling()
     "Refuse, before any training, data whose images or conditions do not fit the model `m`: channels, size, kind of condition, class labels."
     item = data[0]
     x, y = item[0], (item[1] if len(item) > 1 else None)
@@ -375,7 +383,7 @@ def check_dataset(m:LDMConfig, data, name:str='the dataset', hint:str=''):
     if x.shape[0] != m.image_channels or x.shape[-1] != m.image_size or x.shape[-2] != m.image_size:
         raise ValueError(f"{name} has {x.shape[0]}-channel {x.shape[-2]}×{x.shape[-1]} images, the model is built for "
                          f"image_channels={m.image_channels}, image_size={m.image_size}")
-    k = m.autoencoder_config().f * 2 ** (len(m.unet_config().channel_mult) - 1)   # f times the UNet's own downsampling
+    k = downsampling or m.downsampling()                                         # f times the UNet's own downsampling
     if m.image_size % k: raise ValueError(f"image_size={m.image_size} must be divisible by {k} (the first stage's f times the UNet's downsampling)")
     integer = lambda v: (torch.is_tensor(v) and v.ndim == 0 and not v.is_floating_point() and not v.is_complex() and v.dtype != torch.bool
                          or isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)))
@@ -414,7 +422,7 @@ def as_dataset(self:'LDM', data):
         if c.conditioning is not None:
             raise ValueError(f"this LDM is {c.conditioning}-conditional: its dataset's items must be (image, condition), got images alone")
         data = _ImagesOnly(data)
-    check_dataset(c, data)
+    check_dataset(c, data, downsampling=self.downsampling)
     return data
 
 class LatentDataset(Dataset):
