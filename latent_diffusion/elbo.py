@@ -76,8 +76,8 @@ def p_mean_from_eps(sched:NoiseSchedule, xt, t, eps):
 SIGMAS = ('beta', 'posterior')
 
 def p_logvar(sched:NoiseSchedule, t, x_shape, sigma:str='posterior'):
-    "$\\log\\sigma_t^2$ of the reverse step: `'beta'` for $\\sigma_t^2=\\beta_t$, `'posterior'` for $\\tilde\\beta_t$ (clipped at $t=1$)."
-    if sigma == 'beta': return extract(sched.betas.log(), t, x_shape)
+    "$\\log\\sigma_t^2$ of the reverse step: `'beta'` for $\\sigma_t^2=\\beta_t$, `'posterior'` for $\\tilde\\beta_t$; both use $\\tilde\\beta_2$ at $t=1$ (DDPM's code)."
+    if sigma == 'beta': return extract(torch.cat([sched.posterior_log_variance_clipped[:2], sched.betas[2:].log()]), t, x_shape)   # log beta_t, log beta~_2 at t = 1
     if sigma == 'posterior': return extract(sched.posterior_log_variance_clipped, t, x_shape)
     raise ValueError(f"unknown sigma {sigma!r}: expected one of {SIGMAS}")
 
@@ -93,12 +93,13 @@ def eps_mse_weight(sched:NoiseSchedule, t, sigma:str='posterior'):
 def loss_simple(eps_model, # ε_θ(x_t, t, **kwargs) -> noise prediction shaped like x_t
                 sched:NoiseSchedule,
                 x0:torch.Tensor, # (B, ...) a batch of data (or latents z)
-                t=None, # (B,) timesteps; uniform on {1..T} if None
+                t=None, # (B,) timesteps in 1..T (t = 0 is clean data: nothing to predict); uniform on {1..T} if None
                 noise=None, # ε; standard normal if None
                 generator=None, # seeds t and ε
                 **model_kwargs): # passed on to the model (e.g. conditioning)
     "$L_\\text{simple}$: the mean squared error between the noise and its prediction (DDPM's Algorithm 1)."
     if t is None: t = sched.sample_t(x0.shape[0], generator)        # t ~ Uniform({1, ..., T})
+    elif int(sched.check_t(t, x0).min()) < 1: raise ValueError(f"L_simple is defined for t = 1..T; got t = 0 (0-based timesteps? ours are the paper's 1..T)")
     if noise is None: noise = randn_like(x0, generator)              # \epsilon ~ N(0, I)
     xt = sched.q_sample(x0, t, noise)                                # x_t = \sqrt{\bar\alpha_t} x_0 + \sqrt{1-\bar\alpha_t} \epsilon
     # || \epsilon - \epsilon_\theta(x_t, t) ||^2, averaged over batch and dimensions
@@ -141,7 +142,7 @@ def nll_bound(eps_model, sched:NoiseSchedule, x0, sigma:str='posterior', decoder
 def ddpm_sample(eps_model, sched:NoiseSchedule, shape, # (B, ...) shape of the samples
                 sigma:str='beta', # σ_t² = β_t ('beta') or β̃_t ('posterior')
                 generator=None, progress:bool=True,
-                callback=None, # called as callback(t, x_t) after every step, e.g. to record a trajectory
+                callback=None, # called as callback(t - 1, x_{t-1}, x0_hat) after every step (as DDIM's), e.g. to record a trajectory
                 clip_x0:float=None, # clip the predicted x_0 to [-clip_x0, clip_x0] (images: 1.0); None: no clipping
                 x_T=None, # start from this x_T instead of fresh noise
                 **model_kwargs):
@@ -150,12 +151,13 @@ def ddpm_sample(eps_model, sched:NoiseSchedule, shape, # (B, ...) shape of the s
     for t in tqdm(range(sched.T, 0, -1), disable=not progress, desc='DDPM', leave=False):
         tt = torch.full((shape[0],), t, dtype=torch.long, device=x.device)
         eps = eps_model(x, tt, **model_kwargs)
+        x0_hat = predict_x0_from_eps(sched, x, tt, eps)
         if clip_x0 is None: mean = p_mean_from_eps(sched, x, tt, eps)            # \mu_\theta(x_t, t)
         else:   # the same mean written as \tilde\mu_t(x_t, \hat x_0), with \hat x_0 clipped to the data range
-            mean = q_posterior(sched, predict_x0_from_eps(sched, x, tt, eps).clamp(-clip_x0, clip_x0), x, tt)[0]
+            mean = q_posterior(sched, (x0_hat := x0_hat.clamp(-clip_x0, clip_x0)), x, tt)[0]
         if t > 1: x = mean + (0.5 * p_logvar(sched, tt, x.shape, sigma)).exp() * randn_like(x, generator)  # + \sigma_t z
         else: x = mean                                                            # z = 0 at the last step
-        if callback is not None: callback(t - 1, x)
+        if callback is not None: callback(t - 1, x, x0_hat)
     return x
 
 # %% ../nbs/01_elbo.ipynb #9dc5f755

@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['BETA_SCHEDULES', 'default_device', 'linear_beta_schedule', 'scaled_linear_beta_schedule', 'cosine_beta_schedule',
-           'beta_schedule', 'extract', 'randn_like', 'NoiseSchedule']
+           'ldm_beta_schedule', 'beta_schedule', 'extract', 'randn_like', 'NoiseSchedule']
 
 # %% ../nbs/00_forward.ipynb #f364a7b4
-import math
+import math, numbers
 import torch
 from torch import nn
 
@@ -46,8 +46,12 @@ def cosine_beta_schedule(T:int=1000, s:float=0.008, max_beta:float=0.999) -> tor
     # \beta_t = 1 - \bar\alpha_t / \bar\alpha_{t-1}, clipped at max_beta
     return (1 - alpha_bar[1:] / alpha_bar[:-1]).clamp(max=max_beta)
 
+def ldm_beta_schedule(T:int=1000) -> torch.Tensor:
+    "The LDM paper's class-conditional / unconditional schedule (CompVis `linear`, 0.0015 to 0.0195): $\\sqrt{\\beta_t}$ linear in $t$."
+    return scaled_linear_beta_schedule(T, 0.0015, 0.0195)
+
 BETA_SCHEDULES = {'linear': linear_beta_schedule, 'scaled_linear': scaled_linear_beta_schedule,
-                  'cosine': cosine_beta_schedule}
+                  'cosine': cosine_beta_schedule, 'ldm': ldm_beta_schedule}
 
 def beta_schedule(name:str='linear', # one of `BETA_SCHEDULES`
                   T:int=1000, **kwargs) -> torch.Tensor:
@@ -67,8 +71,11 @@ def extract(a:torch.Tensor, # (T+1,) per-timestep constants
 
 # %% ../nbs/00_forward.ipynb #11e6c4d3
 def randn_like(x:torch.Tensor, generator=None) -> torch.Tensor:
-    "Standard normal noise shaped like `x`, drawn from `generator` (on its own device) when one is given."
+    "Standard normal noise shaped like `x`, drawn from `generator` (on its own device) when one is given; a list of generators draws `x[i]` from the i-th."
     if generator is None: return torch.randn_like(x)
+    if isinstance(generator, (list, tuple)):                   # one generator per example: x[i] does not depend on the batch
+        if len(generator) != len(x): raise ValueError(f"got {len(generator)} generators for a batch of {len(x)}")
+        return torch.cat([randn_like(x[i:i + 1], g) for i, g in enumerate(generator)])
     return torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
 
 # %% ../nbs/00_forward.ipynb #0aa6ad65
@@ -126,7 +133,7 @@ class NoiseSchedule(nn.Module):
 
     def check_t(self, t, x=None):
         "`t` as a `(B,)` long tensor of timesteps in `[0, T]` on the schedule's device; an int is broadcast to `x`'s batch."
-        if isinstance(t, int) or (torch.is_tensor(t) and t.ndim == 0):
+        if (isinstance(t, numbers.Integral) and not isinstance(t, bool)) or (torch.is_tensor(t) and t.ndim == 0):   # int, NumPy int, 0-d tensor
             if x is None: raise ValueError("a scalar t needs the batch x to broadcast against")
             t = torch.full((x.shape[0],), int(t), dtype=torch.long, device=self.betas.device)
         if not torch.is_tensor(t) or t.ndim != 1 or t.dtype.is_floating_point:

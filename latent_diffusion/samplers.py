@@ -10,7 +10,7 @@ import math
 import torch
 from tqdm.auto import tqdm
 from .forward import NoiseSchedule, extract, randn_like
-from .elbo import ddpm_sample, predict_x0_from_eps, p_mean_from_eps, q_posterior, p_logvar
+from .elbo import ddpm_sample, predict_x0_from_eps, p_mean_from_eps, q_posterior, p_logvar, SIGMAS
 
 # %% ../nbs/04_sampling.ipynb #ced48990
 class GaussianMixtureEps:
@@ -92,11 +92,22 @@ def ddim_sample(eps_model, sched:NoiseSchedule, shape, # (B, ...) shape of the s
 
 SAMPLERS = ('ddpm', 'ddim')
 
-def sample(eps_model, sched:NoiseSchedule, shape, sampler:str='ddim', steps:int=50, eta:float=0.0,
-           sigma:str='beta', clip_x0:float=None, generator=None, progress:bool=True, **kwargs):
-    "Sample with `sampler` ('ddim': `steps`, `eta`; 'ddpm': all T steps, `sigma`). The one entry point the models use."
+def sample(eps_model, sched:NoiseSchedule, shape, sampler:str='ddim',
+           steps:int=None, # DDIM: number of steps (default 50); DDPM runs all T
+           eta:float=None, # DDIM only (default 0)
+           sigma:str=None, # DDPM only: 'beta' (default) or 'posterior'
+           clip_x0:float=None,
+           generator=None, # a torch.Generator, or a list of them, one per sample (each sample then independent of the batch)
+           progress:bool=True, **kwargs):
+    "Sample with `sampler` ('ddim': `steps`, `eta`; 'ddpm': all T steps, `sigma`); an argument of the other sampler is refused, not ignored."
     if sampler == 'ddim':
-        return ddim_sample(eps_model, sched, shape, steps, eta, clip_x0, generator=generator, progress=progress, **kwargs)
+        if sigma is not None: raise ValueError(f"sigma is DDPM's; DDIM's noise is set by eta, got sigma={sigma!r}")
+        return ddim_sample(eps_model, sched, shape, 50 if steps is None else steps, 0.0 if eta is None else eta, clip_x0,
+                           generator=generator, progress=progress, **kwargs)
     if sampler == 'ddpm':
+        if steps not in (None, sched.T): raise ValueError(f"DDPM runs all T={sched.T} steps, got steps={steps!r}; for fewer use sampler='ddim' (eta=1 is its stochastic form)")
+        if eta is not None: raise ValueError(f"eta is DDIM's; DDPM's noise is set by sigma ('beta' or 'posterior'), got eta={eta!r}")
+        if sigma is None: sigma = 'beta'
+        if sigma not in SIGMAS: raise ValueError(f"unknown sigma {sigma!r}: expected one of {SIGMAS}")
         return ddpm_sample(eps_model, sched, shape, sigma, generator, progress, clip_x0=clip_x0, **kwargs)
     raise ValueError(f"unknown sampler {sampler!r}: expected one of {SAMPLERS}")
