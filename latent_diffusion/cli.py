@@ -167,7 +167,8 @@ def _parser():
     s.add_argument('--negative', help='negative prompt: replaces the empty prompt in guidance')
     s.add_argument('--steps', type=int, default=None, help='DDIM steps (default 50; DDPM always runs all T)')
     s.add_argument('--sampler', default='ddim', help='ddim or ddpm')
-    s.add_argument('--eta', type=float, default=0.0, help="DDIM's eta (default 0)")
+    s.add_argument('--eta', type=float, default=None, help="DDIM's eta (default 0; DDPM takes none)")
+    s.add_argument('--batch-size', type=int, default=None, help='sample this many images at a time (default: all --n at once; the images do not change)')
     s.add_argument('--guidance', type=float, default=1.0, help='classifier-free guidance scale (default 1: none)')
     s.add_argument('--size', type=_size, default=None, help='N or HxW (default: the training size)')
     s.add_argument('--out', required=True, help='output folder for NNNN.png and grid.png')
@@ -222,6 +223,7 @@ def _image_model(a, conditioning:str, what:str):
     from latent_diffusion.core import LDM
     ldm = LDM.from_run(a.ckpt, device=a.device)
     if ldm.config.conditioning != conditioning: raise ValueError(f"{a.ckpt} is not {what} (conditioning={ldm.config.conditioning!r})")
+    if Path(a.out).suffix.lower() != '.png': raise ValueError(f"--out must name a .png file, got {a.out}")
     return ldm, _read_png(a.image, 'L' if ldm.config.image_channels == 1 else 'RGB')
 
 def _write_png(x:torch.Tensor, path) -> Path:
@@ -276,9 +278,11 @@ def main(argv=None):
             from latent_diffusion.core import LDM
             ldm = LDM.from_run(a.ckpt, device=a.device)
             if a.n < 1: raise ValueError(f"--n must be at least 1, got {a.n}")
+            hint = {'concat': 'ldm upscale', 'inpaint': 'ldm inpaint'}.get(ldm.config.conditioning)
+            if hint: raise ValueError(f"{a.ckpt} is conditioned on an image ({ldm.config.conditioning}): use `{hint} --ckpt {a.ckpt} --image PNG`")
             cond = a.label if a.label is not None else a.prompt
             x = ldm.sample(a.n, cond=cond, steps=a.steps, sampler=a.sampler, eta=a.eta, guidance=a.guidance,
-                           negative=a.negative, seed=a.seed, size=a.size)
+                           negative=a.negative, seed=a.seed, size=a.size, batch_size=a.batch_size)
             paths = write_images(x, a.out, nrow=min(a.n, 8))
             print(f"wrote {len(paths) - 1} images and {paths[-1]}")
         elif a.command == 'upscale':

@@ -87,6 +87,15 @@ class TextTokenizer:
     def vocab_size(self) -> int: return self.tok.get_vocab_size()
     def tokens(self, text:str) -> list: return [self.tok.id_to_token(i) for i in self.encode(text)]
     def encode(self, text:str) -> list: return [self.bos_id] + self.tok.encode(text).ids   # start token + the words
+    def problems(self, texts, max_length:int=None) -> list:
+        "What tokenising `texts` loses, one message per problem: words the vocabulary does not know ([UNK]), words cut off after `max_length` tokens."
+        L, out = max_length or self.max_length, []
+        for t in [texts] if isinstance(texts, str) else texts:
+            enc = self.tok.encode(t)
+            unk = [t[s:e] for i, (s, e) in zip(enc.ids, enc.offsets) if i == self.unk_id]
+            if unk: out.append(f"{t!r}: {', '.join(map(repr, unk))} not in the vocabulary (read as [UNK])")
+            if 1 + len(enc.ids) > L: out.append(f"{t!r}: cut after {L} tokens, dropping {t[enc.offsets[L - 1][0]:]!r}")   # ids[0] is the start token
+        return out
 
     def __call__(self, texts, # a caption or a list of captions
                  max_length:int=None): # truncate to this many tokens (default: the tokenizer's)

@@ -9,7 +9,7 @@ __all__ = ['CONDITIONINGS', 'DATASETS', 'LDMConfig', 'LDM', 'condition', 'masked
            'from_run']
 
 # %% ../nbs/10_core.ipynb #560de0f0
-import copy, json, math, numbers
+import copy, json, math, numbers, warnings
 import numpy as np
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset
-from .forward import NoiseSchedule, default_device, BETA_SCHEDULES
+from .forward import NoiseSchedule, default_device, randn_like, BETA_SCHEDULES
 from .elbo import loss_simple
 from .unet import UNet, UNetConfig
 from .samplers import sample as run_sampler, SAMPLERS
@@ -123,6 +123,13 @@ class LDM(nn.Module):
         "Train mode for the denoiser only: the first stage stays frozen in eval mode (a VQ codebook must not drift)."
         super().train(mode); self.autoencoder.eval(); return self
 
+    def get_extra_state(self): return {'scale_factor': self.config.scale_factor}   # s travels with state_dict(): the weights mean nothing without it
+    def set_extra_state(self, state): self.config.scale_factor = state['scale_factor']
+
+    def forward(self, x:torch.Tensor, cond=None) -> torch.Tensor:
+        "$L_\\text{LDM}$ on a batch of images `x` (B, C, H, W) in [-1, 1] with their conditions: `loss(encode(x), cond)`."
+        return self.loss(self.encode(x), cond)
+
     @property
     def f(self) -> int: return self.autoencoder.config.f
     @property
@@ -134,38 +141,40 @@ class LDM(nn.Module):
     @property
     def device(self) -> torch.device: return next(self.parameters()).device
     @property
-    def dtype(self) -> torch.dtype: return next(self.parameters()).dtype
+    def dtype(self) -> torch.dtype: return next(self.eps_model.parameters()).dtype   # the denoiser's; the first stage may differ (fp32 VAE, bf16 UNet)
+    @property
+    def ae_dtype(self) -> torch.dtype: return next(self.autoencoder.parameters()).dtype
     @property
     def unet(self) -> UNet: return self.eps_model.unet if isinstance(self.eps_model, ConditionedUNet) else self.eps_model
     @property
     def scale(self) -> float: return 1.0 if self.config.scale_factor is None else self.config.scale_factor
 
-    def check_images(self, x:torch.Tensor):
-        "Raise a clear error unless `x` is a (B, C, H, W) batch in [-1, 1] that this model can encode."
+    def check_images(self, x:torch.Tensor, diffusion:bool=False): # diffusion: also the UNet's size constraint, not only f's
+        "Raise a clear error unless `x` is a (B, C, H, W) batch in [-1, 1] that this model can encode (and diffuse, with `diffusion`)."
         c = self.config
         if not torch.is_tensor(x) or x.ndim != 4: raise ValueError(f"images must be a (B, C, H, W) tensor, got {type(x).__name__} of shape {tuple(getattr(x, 'shape', ()))}")
         if not x.is_floating_point(): raise ValueError(f"images must be floating point in [-1, 1], got {x.dtype} (scale 0..255 data with x.float() / 127.5 - 1)")
         if len(x) == 0: raise ValueError("got an empty batch of images")
         if x.shape[1] != c.image_channels: raise ValueError(f"this model takes {c.image_channels}-channel images, got {x.shape[1]} channels")
-        self.check_size(x.shape[-2:])
+        self.check_size(x.shape[-2:], diffusion)
         if not torch.isfinite(x).all(): raise ValueError("images contain NaN or infinite values")
         lo, hi = x.min().item(), x.max().item()
         if lo < -1.001 or hi > 1.001: raise ValueError(f"images must have values in [-1, 1], got [{lo:.3g}, {hi:.3g}] (scale 0..255 data with x / 127.5 - 1)")
 
-    def check_size(self, size):
+    def check_size(self, size, diffusion:bool=True): # False: only the first stage's factor f matters (encode)
         H, W = _size_pair(size)
         if H < 1 or W < 1: raise ValueError(f"image size must be positive, got {H}×{W}")
         k = self.downsampling
         if H % self.f or W % self.f: raise ValueError(f"image size {H}×{W} is not divisible by the downsampling factor f={self.f}")
-        if H % k or W % k: raise ValueError(f"image size {H}×{W} must be divisible by {k} (f={self.f} times the UNet's downsampling)")
+        if diffusion and (H % k or W % k): raise ValueError(f"image size {H}×{W} must be divisible by {k} (f={self.f} times the UNet's downsampling)")
         return H, W
 
     @torch.no_grad()
     def encode(self, x:torch.Tensor) -> torch.Tensor:
         "$z = s\\,\\mathcal{E}(x)$: images (B, C, H, W) in [-1, 1] -> latents (B, c, H/f, W/f)."
         self.check_images(x)
-        h = self.autoencoder.encode(x.to(self.device, self.dtype))     # any float dtype and device in, the model's out
-        z = h.mode() if self.autoencoder.quantizer is None else h     # KL: posterior mode; VQ: before quantisation
+        h = self.autoencoder.encode(x.to(self.device, self.ae_dtype))  # any float dtype and device in, the first stage's out
+        z = h.mode() if self.autoencoder.quantizer is None else h     # KL: posterior mode (CompVis samples; sigma is ~0.5% of the variance); VQ: before quantisation
         return z * self.scale                                          # z = s E(x)
 
     @torch.no_grad()
@@ -177,7 +186,7 @@ class LDM(nn.Module):
             raise ValueError(f"latents must be a floating-point (B, {self.z_channels}, h, w) tensor, got {type(z).__name__} {tuple(getattr(z, 'shape', ()))} {getattr(z, 'dtype', '')}")
         for name, v in (('batch_size', batch_size), ('tile', tile)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1): raise ValueError(f"{name} must be a positive integer or None, got {v!r}")
-        z = z.to(self.device, self.dtype)
+        z = z.to(self.device, self.ae_dtype)
         if batch_size is not None and len(z) > batch_size:
             return torch.cat([self.decode(z[i:i + batch_size], tile=tile, overlap=overlap) for i in range(0, len(z), batch_size)])
         if tile is None or (z.shape[-2] <= tile and z.shape[-1] <= tile):
@@ -203,7 +212,7 @@ class LDM(nn.Module):
                 if out is None: out = torch.zeros(len(z), xt.shape[1], h * f, w * f, device=z.device)
                 sl = (..., slice(y0 * f, y0 * f + xt.shape[-2]), slice(x0 * f, x0 * f + xt.shape[-1]))
                 out[sl] += xt * wt; weight[sl] += wt
-        return (out / weight).clamp(-1, 1)                   # the weighted average where tiles overlap
+        return (out / weight).clamp(-1, 1).to(z.dtype)       # the weighted average where tiles overlap, in the first stage's dtype
 
     def eps(self, z_t, t, y=None, model:nn.Module=None):
         "$\\epsilon_\\theta(z_t, t, \\tau_\\theta(y))$; `y` is labels (B,) or tokenised text (ids, mask), or None; `model`: a wrapper of `eps_model` (DDP)."
@@ -212,11 +221,15 @@ class LDM(nn.Module):
             if y is not None: raise ValueError("this LDM is unconditional: it takes no condition")
             return net(z_t, t)
         if y is None: raise ValueError(f"this LDM is {self.config.conditioning}-conditional: pass a condition (use null() for the unconditional one)")
-        if self.config.conditioning in ('concat', 'inpaint'): return net(concat_condition(z_t, y), t)   # epsilon_theta([z_t; y], t)
+        if self.config.conditioning in ('concat', 'inpaint'): return net(concat_condition(z_t, y.to(z_t.dtype)), t)   # epsilon_theta([z_t; y], t)
         return net(z_t, t, y)
 
-    def loss(self, z0, y=None, t=None, noise=None, generator=None) -> torch.Tensor:
-        "$L_\\text{LDM}$ on rescaled latents `z0` = $s\\,\\mathcal{E}(x)$ (no condition dropout: see `fit`)."
+    def loss(self, z0, y=None, # the condition as `sample` takes it (labels, prompts, image), or as the network reads it
+             t=None, noise=None, generator=None) -> torch.Tensor:
+        "$L_\\text{LDM}$ on rescaled latents `z0` = $s\\,\\mathcal{E}(x)$ (no condition dropout: see `fit`); `t` in 1..T."
+        if not torch.is_tensor(z0) or z0.ndim != 4 or z0.shape[1] != self.z_channels:
+            raise ValueError(f"z0 must be latents (B, {self.z_channels}, h, w) = s E(x) (see encode), got {type(z0).__name__} {tuple(getattr(z0, 'shape', ()))}")
+        y = self._model_condition(y, len(z0))
         return loss_simple(lambda zt, tt: self.eps(zt, tt, y), self.sched, z0, t=t, noise=noise, generator=generator)   # ||eps - eps_theta(z_t, t, tau(y))||^2
 
 # %% ../nbs/10_core.ipynb #e7f342e8
@@ -237,6 +250,7 @@ def _prompts(self:LDM, cond, n:int):
     if not all(isinstance(p, str) for p in prompts): raise ValueError("a text-conditional LDM takes prompts (str or list of str)")
     if len(prompts) == 1: prompts = prompts * n
     if len(prompts) != n: raise ValueError(f"got {len(prompts)} prompts for {n} samples")
+    for msg in self.tokenizer.problems(list(dict.fromkeys(prompts))): warnings.warn(f"prompt {msg}", stacklevel=3)   # the model will not see it all
     return tuple(v.to(self.device) for v in self.tokenizer(prompts))
 
 def condition(self:LDM, cond, n:int):
@@ -259,6 +273,7 @@ def _image_condition(self:LDM, cond, n:int):
         raise ValueError(f"this LDM is conditioned on an image: pass a (B, {c.concat_channels}, h, w) tensor in [-1, 1], got {type(cond).__name__} {tuple(getattr(cond, 'shape', ()))}")
     if cond.shape[1] != c.concat_channels: raise ValueError(f"the conditioning image must have {c.concat_channels} channels, got {cond.shape[1]}")
     if len(cond) != n: raise ValueError(f"got {len(cond)} conditioning images for {n} samples")
+    if not torch.isfinite(cond).all(): raise ValueError("the conditioning image contains NaN or infinite values")
     lo, hi = cond.min().item(), cond.max().item()
     if lo < -1.001 or hi > 1.001: raise ValueError(f"the conditioning image must have values in [-1, 1], got [{lo:.3g}, {hi:.3g}]")
     return cond.to(self.device, self.dtype)
@@ -290,7 +305,27 @@ def null(self:LDM, n:int, negative=None):
         return self.eps_model.tau.null(n, self.device)
     return self._prompts('' if negative is None else negative, n)
 
+def _model_condition(self:LDM, y, n:int):
+    "`y` for `loss`/`forward`: a condition as users write it (converted and checked as in `sample`) or as the network reads it."
+    kind = self.config.conditioning
+    if y is None:
+        if kind is not None: raise ValueError(f"this LDM is {kind}-conditional: pass a condition (null(n) for the unconditional one)")
+        return None
+    if kind is None: raise ValueError("this LDM is unconditional: it takes no condition")
+    if kind == 'class' and (torch.is_tensor(y) or isinstance(y, numbers.Integral)):
+        yt = torch.as_tensor(y)
+        if not yt.is_floating_point() and yt.numel() in (1, n) and bool((yt == self.config.n_classes).all()): return self.null(n)   # the null class
+    if kind == 'text' and isinstance(y, tuple) and len(y) == 2 and all(torch.is_tensor(v) for v in y):   # tokenised already: (ids, mask)
+        if len(y[0]) != n: raise ValueError(f"got {len(y[0])} tokenised prompts for {n} latents")
+        return tuple(v.to(self.device) for v in y)
+    if kind == 'inpaint' and torch.is_tensor(y):                                    # the masked condition [s E(x (1 - m)); m], computed
+        if y.ndim != 4 or tuple(y.shape[:2]) != (n, self.z_channels + 1):
+            raise ValueError(f"an inpainting condition is ({n}, {self.z_channels + 1}, h, w) (masked_condition), or pass (image, mask); got {tuple(y.shape)}")
+        return y.to(self.device)
+    return self.condition(y, n)
+
 LDM._labels, LDM._prompts, LDM._image_condition, LDM.condition, LDM.null = _labels, _prompts, _image_condition, condition, null
+LDM._model_condition = _model_condition
 LDM.masked_condition, LDM._inpaint_condition = masked_condition, _inpaint_condition
 
 # %% ../nbs/10_core.ipynb #e646bc42
@@ -299,22 +334,32 @@ def sample(self:LDM, n:int=None, # number of images; default: one per label/prom
            cond=None, # labels (int, list, tensor) or prompts (str, list of str); None: unconditional
            steps:int=None, # DDIM steps (default 50); DDPM always runs all T
            sampler:str='ddim', # 'ddim' or 'ddpm'
-           eta:float=0.0, # DDIM's eta: 0 deterministic, 1 DDPM-like
+           eta:float=None, # DDIM's eta: 0 (default) deterministic, 1 DDPM-like
            guidance:float=1.0, # classifier-free guidance scale s_g (1: the conditional model as trained)
            negative=None, # a negative prompt, used in place of the empty prompt in guidance (text models)
-           seed:int=None, # seeds z_T and the sampler's noise
+           seed=None, # an int seeds z_T and the sampler's noise; a list of n ints seeds each image on its own
            size=None, # (H, W) or int: image size; default the training size
+           batch_size:int=None, # sample (and decode) this many images at a time (memory); default: all n at once
            progress:bool=True, return_latents:bool=False):
-    "Generate images in [-1, 1], (n, C, H, W)."
+    "Generate images in [-1, 1], (n, C, H, W). Image i depends only on `seed` and i (DDIM with eta = 0), or on `seed[i]` alone (any sampler)."
     c = self.config
+    def _int(name, v):                                           # Python, NumPy and 0-d tensor integers
+        if torch.is_tensor(v) and v.ndim == 0 and not v.is_floating_point(): v = v.item()
+        if v is None: return None
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral): raise ValueError(f"{name} must be an integer, got {v!r}")
+        return int(v)
+    n, steps, batch_size = _int('n', n), _int('steps', steps), _int('batch_size', batch_size)
+    seed = [_int('seed', s) for s in seed] if isinstance(seed, (list, tuple)) else _int('seed', seed)
+    if batch_size is not None and batch_size < 1: raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if torch.is_tensor(cond) and cond.ndim == 0: cond = cond.item()   # a label given as a 0-d tensor or NumPy scalar
+    if isinstance(cond, numbers.Integral) and not isinstance(cond, bool): cond = int(cond)
     if sampler not in SAMPLERS: raise ValueError(f"unknown sampler {sampler!r}: expected one of {SAMPLERS}")
     if sampler == 'ddpm' and steps not in (None, c.T):
         raise ValueError(f"DDPM runs all T={c.T} steps, got steps={steps!r}; for fewer steps use sampler='ddim' (eta=1 is its stochastic form)")
-    if steps is None: steps = 50 if sampler == 'ddim' else c.T
-    for name, v in (('n', n), ('steps', steps), ('seed', seed)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int)): raise ValueError(f"{name} must be an integer, got {v!r}")
-    if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not math.isfinite(guidance):
+    if steps is None: steps = min(50, c.T) if sampler == 'ddim' else c.T
+    if isinstance(guidance, bool) or not isinstance(guidance, numbers.Real) or not math.isfinite(guidance):
         raise ValueError(f"guidance must be a finite number, got {guidance!r}")
+    guidance = float(guidance)
     if c.conditioning == 'concat':
         if cond is None: raise ValueError("this LDM is conditioned by concatenation: pass cond, the conditioning image (B, C, h, w)")
         if torch.is_tensor(cond) and cond.ndim == 4:
@@ -333,9 +378,10 @@ def sample(self:LDM, n:int=None, # number of images; default: one per label/prom
             size, n = tuple(cond[0].shape[-2:]), len(cond[0]) if n is None else n
         if guidance != 1.0: raise ValueError("guidance needs a null condition; an inpainting model has none")
     if n is None:
-        if cond is None or isinstance(cond, (int, str)): raise ValueError("pass n, the number of images (or a list of labels/prompts)")
+        if cond is None or isinstance(cond, (numbers.Number, str)): raise ValueError("pass n, the number of images (or a list of labels/prompts)")
         n = len(cond)
     if n < 1: raise ValueError(f"n must be at least 1, got {n}")
+    if isinstance(seed, list) and len(seed) != n: raise ValueError(f"got {len(seed)} seeds for {n} images: pass one seed, or one per image")
     if guidance != 1.0:
         if c.conditioning is None: raise ValueError("guidance needs a conditional model; this LDM is unconditional")
         if c.p_uncond == 0: raise ValueError("guidance needs a model trained with condition dropout (p_uncond > 0); this one used p_uncond = 0")
@@ -346,20 +392,33 @@ def sample(self:LDM, n:int=None, # number of images; default: one per label/prom
         raise ValueError("this model was trained without condition dropout (p_uncond = 0), so it cannot sample unconditionally: pass cond")
     H, W = self.check_size(size if size is not None else c.image_size)
     y = self.condition(cond, n)
-    gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    guided = c.conditioning is not None and cond is not None and guidance != 1.0
+    y_null = self.null(n, negative) if guided else None
     shape = (n, self.z_channels, H // self.f, W // self.f)
-    z_T = torch.randn(shape, generator=gen).to(self.device)             # z_T ~ N(0, I), drawn on the CPU
+    if isinstance(seed, list):                              # one generator per image: image i is the same in any batch, any sampler
+        gen = [torch.Generator().manual_seed(s) for s in seed]
+        z_T = randn_like(torch.empty(shape), gen)
+    else:                                                   # one generator, z_T drawn image by image: image i does not depend on n
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        z_T = torch.cat([torch.randn((1, *shape[1:]), generator=gen) for _ in range(n)])
+    z_T = z_T.to(self.device)                               # z_T ~ N(0, I), drawn on the CPU
+    rows = lambda v, sl: None if v is None else tuple(u[sl] for u in v) if isinstance(v, tuple) else v[sl]
+    amp, b = autocast_dtype(self.device), n if batch_size is None else batch_size
     was_training = self.training; self.eval()
     try:
-        if c.conditioning is None: eps = lambda z, t: self.eps(z, t)
-        elif cond is None or guidance == 1.0: eps = lambda z, t: self.eps(z, t, y)
-        else: eps = guided_eps(self.eps_model, y, self.null(n, negative), guidance)   # eps(0) + s (eps(c) - eps(0))
-        amp = autocast_dtype(self.device)
-        def eps_fp32(z, t):                       # the sampler works in float32; the network sees its own dtype (bf16, fp16, ...)
-            with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None): return eps(z.to(self.dtype), t).float()
-        z0 = run_sampler(eps_fp32, self.sched, shape, sampler=sampler, steps=steps, eta=eta, generator=gen,
-                         progress=progress, x_T=z_T)
-        x = self.decode(z0)
+        z0 = []
+        for i in range(0, n, b):                            # a batch of at most b images at a time
+            sl = slice(i, i + b); yi = rows(y, sl)
+            if c.conditioning is None: eps = lambda z, t: self.eps(z, t)
+            elif not guided: eps = lambda z, t, yi=yi: self.eps(z, t, yi)
+            else: eps = guided_eps(self.eps_model, yi, rows(y_null, sl), guidance)   # eps(0) + s (eps(c) - eps(0))
+            def eps_fp32(z, t, eps=eps):                    # the sampler works in float32; the network sees its own dtype (bf16, fp16, ...)
+                with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None): return eps(z.to(self.dtype), t).float()
+            zi = z_T[sl]
+            z0.append(run_sampler(eps_fp32, self.sched, zi.shape, sampler=sampler, steps=steps, eta=eta,
+                                  generator=gen[sl] if isinstance(gen, list) else gen, progress=progress, x_T=zi))
+        z0 = torch.cat(z0)
+        x = self.decode(z0, batch_size=batch_size)
     finally: self.train(was_training)
     return (x, z0) if return_latents else x
 
@@ -511,7 +570,7 @@ def save(self:LDM, path):
     path = Path(path)
     if path.exists() and not path.is_dir(): raise ValueError(f"{path} is a file; LDM.save writes a folder")
     path.mkdir(parents=True, exist_ok=True)
-    weights = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if not k.startswith('sched.')}
+    weights = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if not k.startswith('sched.') and k != '_extra_state'}   # s is in config.json
     atomic_write(path/'model.safetensors', lambda tmp: save_file(weights, str(tmp)))
     if self.tokenizer is not None: atomic_write(path/'tokenizer.json', self.tokenizer.save)
     elif (path/'tokenizer.json').exists(): (path/'tokenizer.json').unlink()      # an earlier text model's, not this one's
@@ -541,7 +600,7 @@ def load(cls, path, device=None) -> LDM:
         model = cls(config, tokenizer=tokenizer)
         missing, unexpected = model.load_state_dict(weights, strict=False)
     except Exception as e: raise ValueError(f"checkpoint {path}: the weights do not fit the model its config describes ({str(e)[:200]})") from None
-    missing = [k for k in missing if not k.startswith('sched.')]
+    missing = [k for k in missing if not k.startswith('sched.') and k != '_extra_state']
     if missing or unexpected:
         raise ValueError(f"checkpoint {path} does not match its config: missing {missing[:3]}, unexpected {unexpected[:3]}")
     return model.to(default_device(device)).eval()

@@ -165,7 +165,6 @@ def fit(model:nn.Module, loss_fn, # loss_fn(model, batch, generator) -> scalar l
     rank, world = distributed()
     if cfg.batch_size % world: raise ValueError(f"batch_size {cfg.batch_size} (the global batch) must be divisible by the {world} processes")
     if cfg.channels_last not in ('auto', True, False): raise ValueError(f"channels_last must be 'auto', True or False, got {cfg.channels_last!r}")
-    if device.type == 'cuda' and cfg.tf32: torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     nhwc = cfg.channels_last is True or (cfg.channels_last == 'auto' and device.type == 'cuda')
     model.to(device).train()
     if nhwc: model.to(memory_format=torch.channels_last)
@@ -207,31 +206,35 @@ def fit(model:nn.Module, loss_fn, # loss_fn(model, batch, generator) -> scalar l
                                         model_config=asdict(model.config) if hasattr(model, 'config') else {}))
         if world > 1: torch.distributed.barrier()                           # nobody runs ahead of a checkpoint being written
 
-    data = random_batches(dataset, cfg.batch_size, g)
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, desc='train')
-    t0 = time.time()
-    while step < cfg.steps:
-        batch = to_device(shard(next(data), rank, world), device, nhwc)      # the global batch is drawn alike everywhere; each keeps its share
-        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-            loss = loss_fn(net, batch, noise_g)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if cfg.grad_clip:
-            scaler.unscale_(opt)
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        lr = opt.param_groups[0]['lr']                                       # the rate this step used
-        scaler.step(opt); scaler.update(); sched.step()
-        ema.update(model)
-        step += 1
-        logged = loss.detach().float()
-        if world > 1: torch.distributed.all_reduce(logged); logged /= world  # the global batch's loss
-        hist['loss'].append(logged.item()); hist['lr'].append(lr)
-        bar.update(1)
-        if step % 10 == 0: bar.set_postfix(loss=f"{sum(hist['loss'][-100:]) / len(hist['loss'][-100:]):.4f}")
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
-            hist['seconds'] += time.time() - t0; t0 = time.time()
-            checkpoint()
-    bar.close()
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32   # restored afterwards: the caller's other matmuls keep their precision
+    try:
+        if device.type == 'cuda' and cfg.tf32: torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        data = random_batches(dataset, cfg.batch_size, g)
+        bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, desc='train')
+        t0 = time.time()
+        while step < cfg.steps:
+            batch = to_device(shard(next(data), rank, world), device, nhwc)      # the global batch is drawn alike everywhere; each keeps its share
+            with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+                loss = loss_fn(net, batch, noise_g)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.grad_clip:
+                scaler.unscale_(opt)
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            lr = opt.param_groups[0]['lr']                                       # the rate this step used
+            scaler.step(opt); scaler.update(); sched.step()
+            ema.update(model)
+            step += 1
+            logged = loss.detach().float()
+            if world > 1: torch.distributed.all_reduce(logged); logged /= world  # the global batch's loss
+            hist['loss'].append(logged.item()); hist['lr'].append(lr)
+            bar.update(1)
+            if step % 10 == 0: bar.set_postfix(loss=f"{sum(hist['loss'][-100:]) / len(hist['loss'][-100:]):.4f}")
+            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                hist['seconds'] += time.time() - t0; t0 = time.time()
+                checkpoint()
+        bar.close()
+    finally: torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
     return dict(model=model, ema=ema.model, history=hist)
 
 def diffusion_loss(sched:NoiseSchedule):
