@@ -143,7 +143,7 @@ class LDM(nn.Module):
     @property
     def dtype(self) -> torch.dtype: return next(self.eps_model.parameters()).dtype   # the denoiser's; the first stage may differ (fp32 VAE, bf16 UNet)
     @property
-    def ae_dtype(self) -> torch.dtype: return next(self.autoencoder.parameters()).dtype
+    def ae_dtype(self) -> torch.dtype: return next((p.dtype for p in self.autoencoder.parameters()), self.dtype)   # an identity first stage has none
     @property
     def unet(self) -> UNet: return self.eps_model.unet if isinstance(self.eps_model, ConditionedUNet) else self.eps_model
     @property
