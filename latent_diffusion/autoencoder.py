@@ -246,7 +246,7 @@ class AutoencoderTrainConfig:
     lr:float = 4.5e-6 * 32           # the LDM's base rate times the batch size
     disc_start:int = 500             # step at which the discriminator and L_G switch on
     disc_weight:float = 0.5          # w_disc
-    kl_weight:float = 1e-6           # w_reg for KL, against the per-pixel mean L_rec (the paper's weight is this x C·H·W)
+    kl_weight:float = 1e-6           # w_reg for KL, against the per-pixel mean L_rec; CompVis sums L_rec over pixels, so its weight is this x C·H·W
     vq_weight:float = 1.0            # w_reg for VQ
     perceptual_weight:float = 1.0    # used only when a perceptual module is given
     seed:int = 0

@@ -51,7 +51,7 @@ def quick_gelu(x:torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class CLIPTextConfig:
-    vocab_size:int = 49408           # CLIP's BPE vocabulary (49,152 byte-level tokens and merges + 256 ... + start/end)
+    vocab_size:int = 49408           # CLIP's BPE vocabulary: 256 bytes + 256 end-of-word bytes + 48,894 merges + start/end
     width:int = 768                  # ViT-L/14's text width
     layers:int = 12
     heads:int = 12
