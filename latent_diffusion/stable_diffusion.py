@@ -10,7 +10,7 @@ __all__ = ['SCALE_FACTOR', 'COMPVIS_PARTS', 'sd_v1_unet_config', 'sd_v1_autoenco
            'modern_attention_names', 'StableDiffusion', 'save_pretrained']
 
 # %% ../nbs/18_stable_diffusion.ipynb #bf349dfe
-import gzip, html, json, pickle, unicodedata, importlib.util
+import gzip, html, json, math, pickle, unicodedata, importlib.util
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
@@ -403,6 +403,16 @@ def modern_attention_names(sd:dict) -> dict:
     return {rename(k): v for k, v in sd.items()}
 
 # %% ../nbs/18_stable_diffusion.ipynb #7fa85037
+def _check_scheduler(f:Path):
+    "Refuse a diffusers folder whose scheduler is not SD v1's: we predict epsilon on the scaled-linear schedule (0.00085..0.012, T = 1000)."
+    if not f.is_file(): return                                              # older or hand-made folders: the UNet's shapes are checked anyway
+    s = json.loads(f.read_text())
+    want = dict(prediction_type='epsilon', beta_schedule='scaled_linear', beta_start=0.00085, beta_end=0.012, num_train_timesteps=1000)
+    got = {k: s.get(k, 'epsilon' if k == 'prediction_type' else None) for k in want}
+    bad = {k: v for k, v in got.items() if v is not None and (v != want[k] if isinstance(v, str) else not math.isclose(v, want[k], rel_tol=1e-6))}
+    if bad: raise ValueError(f"{f}: {bad}, expected {({k: want[k] for k in bad})}: this loader runs SD v1's epsilon-prediction on its schedule "
+                             "(a v-prediction or other-schedule model would sample wrongly)")
+
 class StableDiffusion(nn.Module):
     "Stable Diffusion v1 built from our modules: UNet $\\epsilon_\\theta$, KL-f8 autoencoder, CLIP text encoder $\\tau_\\theta$, tokenizer, schedule."
     def __init__(self, unet:UNet, autoencoder:Autoencoder, text_encoder:CLIPTextEncoder, tokenizer:CLIPTokenizer,
@@ -434,6 +444,7 @@ class StableDiffusion(nn.Module):
         if path.is_dir():
             missing = [d for d in ('unet', 'vae', 'text_encoder') if not (path/d).is_dir()]
             if missing: raise FileNotFoundError(f"{path} is not a diffusers Stable Diffusion folder: no {missing} sub-folders")
+            _check_scheduler(path/'scheduler'/'scheduler_config.json')
             read = lambda d: json.loads((path/d/'config.json').read_text())
             ucfg, (acfg, scale), ccfg = unet_config_from_diffusers(read('unet')), autoencoder_config_from_diffusers(read('vae')), clip_config_from_transformers(read('text_encoder'))
             theirs = dict(unet=_read_folder(path/'unet'), autoencoder=modern_attention_names(_read_folder(path/'vae')),
