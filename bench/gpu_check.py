@@ -40,7 +40,7 @@ def main(argv=None):
     for q in ldm.eps_model.parameters():
         if q.abs().max() == 0: torch.nn.init.normal_(q, std=0.02)
     z0 = torch.randn(32, 3, 8, 8, device=dev); y = torch.arange(32, device=dev) % 10
-    t = torch.randint(0, 1000, (32,), device=dev); noise = torch.randn_like(z0)
+    t = torch.randint(1, 1001, (32,), device=dev); noise = torch.randn_like(z0)
     with torch.no_grad():
         l32 = ldm.loss(z0, y, t=t, noise=noise).item()
         with torch.autocast(dev.type, dtype=amp, enabled=amp is not None): lmp = ldm.loss(z0, y, t=t, noise=noise).float().item()

@@ -123,8 +123,13 @@ class LDM(nn.Module):
         "Train mode for the denoiser only: the first stage stays frozen in eval mode (a VQ codebook must not drift)."
         super().train(mode); self.autoencoder.eval(); return self
 
-    def get_extra_state(self): return {'scale_factor': self.config.scale_factor}   # s travels with state_dict(): the weights mean nothing without it
-    def set_extra_state(self, state): self.config.scale_factor = state['scale_factor']
+    def get_extra_state(self): # s travels with state_dict() as a tensor (NaN: not measured): the weights mean nothing without it
+        return torch.tensor(float('nan') if self.config.scale_factor is None else self.config.scale_factor, dtype=torch.float64)
+    def set_extra_state(self, state):
+        s = float(state); self.config.scale_factor = None if math.isnan(s) else s
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, *args):
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, *args)
+        if prefix + '_extra_state' in missing_keys: missing_keys.remove(prefix + '_extra_state')   # an older state dict: s stays the config's
 
     def forward(self, x:torch.Tensor, cond=None) -> torch.Tensor:
         "$L_\\text{LDM}$ on a batch of images `x` (B, C, H, W) in [-1, 1] with their conditions: `loss(encode(x), cond)`."
@@ -312,9 +317,14 @@ def _model_condition(self:LDM, y, n:int):
         if kind is not None: raise ValueError(f"this LDM is {kind}-conditional: pass a condition (null(n) for the unconditional one)")
         return None
     if kind is None: raise ValueError("this LDM is unconditional: it takes no condition")
-    if kind == 'class' and (torch.is_tensor(y) or isinstance(y, numbers.Integral)):
-        yt = torch.as_tensor(y)
-        if not yt.is_floating_point() and yt.numel() in (1, n) and bool((yt == self.config.n_classes).all()): return self.null(n)   # the null class
+    if kind == 'class' and (torch.is_tensor(y) or isinstance(y, numbers.Integral) or (isinstance(y, (list, tuple)) and all(isinstance(v, numbers.Integral) for v in y))):
+        yt = torch.as_tensor(y).flatten()
+        if not (yt.is_floating_point() or yt.dtype == torch.bool):               # integer labels, the null class K included (drop_labels' output)
+            yt = yt.long().expand(n) if len(yt) == 1 else yt.long()
+            if len(yt) != n: raise ValueError(f"got {len(yt)} labels for {n} samples")
+            bad = yt[(yt < 0) | (yt > self.config.n_classes)]
+            if len(bad): raise ValueError(f"label {bad[0].item()} is out of range: this model knows classes 0..{self.config.n_classes - 1} and the null class {self.config.n_classes}")
+            return yt.to(self.device)
     if kind == 'text' and isinstance(y, tuple) and len(y) == 2 and all(torch.is_tensor(v) for v in y):   # tokenised already: (ids, mask)
         if len(y[0]) != n: raise ValueError(f"got {len(y[0])} tokenised prompts for {n} latents")
         return tuple(v.to(self.device) for v in y)
