@@ -154,14 +154,14 @@ class LDM(nn.Module):
     @property
     def scale(self) -> float: return 1.0 if self.config.scale_factor is None else self.config.scale_factor
 
-    def check_images(self, x:torch.Tensor, diffusion:bool=False): # diffusion: also the UNet's size constraint, not only f's
-        "Raise a clear error unless `x` is a (B, C, H, W) batch in [-1, 1] that this model can encode (and diffuse, with `diffusion`)."
+    def check_images(self, x:torch.Tensor):
+        "Raise a clear error unless `x` is a (B, C, H, W) batch in [-1, 1] that this model can encode (sides divisible by f)."
         c = self.config
         if not torch.is_tensor(x) or x.ndim != 4: raise ValueError(f"images must be a (B, C, H, W) tensor, got {type(x).__name__} of shape {tuple(getattr(x, 'shape', ()))}")
         if not x.is_floating_point(): raise ValueError(f"images must be floating point in [-1, 1], got {x.dtype} (scale 0..255 data with x.float() / 127.5 - 1)")
         if len(x) == 0: raise ValueError("got an empty batch of images")
         if x.shape[1] != c.image_channels: raise ValueError(f"this model takes {c.image_channels}-channel images, got {x.shape[1]} channels")
-        self.check_size(x.shape[-2:], diffusion)
+        self.check_size(x.shape[-2:], diffusion=False)
         if not torch.isfinite(x).all(): raise ValueError("images contain NaN or infinite values")
         lo, hi = x.min().item(), x.max().item()
         if lo < -1.001 or hi > 1.001: raise ValueError(f"images must have values in [-1, 1], got [{lo:.3g}, {hi:.3g}] (scale 0..255 data with x / 127.5 - 1)")
@@ -239,15 +239,16 @@ class LDM(nn.Module):
 
 # %% ../nbs/10_core.ipynb #e7f342e8
 @torch.no_grad()
-def _labels(self:LDM, cond, n:int) -> torch.Tensor:
+def _labels(self:LDM, cond, n:int, null_ok:bool=False) -> torch.Tensor: # null_ok: the null class K too (condition dropout's labels)
     y = torch.as_tensor(cond).flatten().cpu()
     if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
         raise ValueError(f"class labels must be integers, got {y.dtype} values like {y[0].item() if len(y) else None!r}")
     y = y.long()
     if len(y) == 1: y = y.expand(n)
     if len(y) != n: raise ValueError(f"got {len(y)} labels for {n} samples")
-    bad = y[(y < 0) | (y >= self.config.n_classes)]
-    if len(bad): raise ValueError(f"label {bad[0].item()} is out of range: this model knows classes 0..{self.config.n_classes - 1}")
+    K = self.config.n_classes
+    bad = y[(y < 0) | (y >= K + null_ok)]
+    if len(bad): raise ValueError(f"label {bad[0].item()} is out of range: this model knows classes 0..{K - 1}" + (f" and the null class {K}" if null_ok else ''))
     return y.to(self.device)
 
 def _prompts(self:LDM, cond, n:int):
@@ -318,13 +319,7 @@ def _model_condition(self:LDM, y, n:int):
         return None
     if kind is None: raise ValueError("this LDM is unconditional: it takes no condition")
     if kind == 'class' and (torch.is_tensor(y) or isinstance(y, numbers.Integral) or (isinstance(y, (list, tuple)) and all(isinstance(v, numbers.Integral) for v in y))):
-        yt = torch.as_tensor(y).flatten()
-        if not (yt.is_floating_point() or yt.dtype == torch.bool):               # integer labels, the null class K included (drop_labels' output)
-            yt = yt.long().expand(n) if len(yt) == 1 else yt.long()
-            if len(yt) != n: raise ValueError(f"got {len(yt)} labels for {n} samples")
-            bad = yt[(yt < 0) | (yt > self.config.n_classes)]
-            if len(bad): raise ValueError(f"label {bad[0].item()} is out of range: this model knows classes 0..{self.config.n_classes - 1} and the null class {self.config.n_classes}")
-            return yt.to(self.device)
+        return self._labels(y, n, null_ok=True)                                  # the null class K included (drop_labels' output)
     if kind == 'text' and isinstance(y, tuple) and len(y) == 2 and all(torch.is_tensor(v) for v in y):   # tokenised already: (ids, mask)
         if len(y[0]) != n: raise ValueError(f"got {len(y[0])} tokenised prompts for {n} latents")
         return tuple(v.to(self.device) for v in y)

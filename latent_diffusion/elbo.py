@@ -151,7 +151,7 @@ def ddpm_sample(eps_model, sched:NoiseSchedule, shape, # (B, ...) shape of the s
     for t in tqdm(range(sched.T, 0, -1), disable=not progress, desc='DDPM', leave=False):
         tt = torch.full((shape[0],), t, dtype=torch.long, device=x.device)
         eps = eps_model(x, tt, **model_kwargs)
-        x0_hat = predict_x0_from_eps(sched, x, tt, eps)
+        x0_hat = predict_x0_from_eps(sched, x, tt, eps) if callback is not None or clip_x0 is not None else None   # only when used
         if clip_x0 is None: mean = p_mean_from_eps(sched, x, tt, eps)            # \mu_\theta(x_t, t)
         else:   # the same mean written as \tilde\mu_t(x_t, \hat x_0), with \hat x_0 clipped to the data range
             mean = q_posterior(sched, (x0_hat := x0_hat.clamp(-clip_x0, clip_x0)), x, tt)[0]
