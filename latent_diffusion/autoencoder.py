@@ -35,6 +35,10 @@ class AutoencoderConfig:
 
     def __post_init__(self):
         self.channel_mult = tuple(self.channel_mult)
+        check_fields(self, ints=dict(in_channels=1, base_channels=1, num_res_blocks=1, z_channels=1, n_codes=1, groups=1),
+                     floats=dict(beta=[0, None], dropout=[0, 1]))
+        if not all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in self.channel_mult):
+            raise ValueError(f"AutoencoderConfig.channel_mult must be positive integers, one per level, got {self.channel_mult!r}")
         if self.downsample_padding not in ('symmetric', 'asymmetric'):
             raise ValueError(f"downsample_padding must be 'symmetric' or 'asymmetric', got {self.downsample_padding!r}")
         if self.regularizer not in ('kl', 'vq'): raise ValueError(f"regularizer must be 'kl' or 'vq', got {self.regularizer!r}")
@@ -294,7 +298,10 @@ def train_autoencoder(ae:Autoencoder, dataset, cfg:AutoencoderTrainConfig=None, 
     from latent_diffusion.forward import default_device
     from latent_diffusion.train import random_batches, save_checkpoint, load_checkpoint
     cfg, device = cfg or AutoencoderTrainConfig(), default_device(device)
-    disc = PatchDiscriminator(ae.config.in_channels, disc_channels, disc_layers).to(device)
+    from latent_diffusion.train import warn_low_precision
+    warn_low_precision(ae, 'autoencoder')
+    dtype = next(ae.parameters()).dtype                     # the batches and the discriminator follow the autoencoder's dtype (float64 too)
+    disc = PatchDiscriminator(ae.config.in_channels, disc_channels, disc_layers).to(device, dtype)
     if cfg.disc_start < cfg.steps:                          # refuse now what would fail at step disc_start
         size = tuple(dataset[0][0].shape[-2:])
         if min(size) < disc.min_size: raise ValueError(f"a {disc_layers}-layer patch discriminator needs images of at least {disc.min_size}×{disc.min_size}, "
@@ -315,7 +322,7 @@ def train_autoencoder(ae:Autoencoder, dataset, cfg:AutoencoderTrainConfig=None, 
     data = random_batches(dataset, cfg.batch_size, g)
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc='autoencoder')
     while step < cfg.steps:
-        x = next(data)[0].to(device)
+        x = next(data)[0].to(device, dtype)
         # generator step: E, D (and the codebook) against L_rec, L_reg and -L_adv
         rec, reg_loss, info = ae(x, generator=g) if ae.quantizer is None else ae(x)
         loss, lg = loss_mod.generator_loss(ae, x, rec, reg_loss, step)

@@ -168,7 +168,7 @@ def _parser():
     s.add_argument('--steps', type=int, default=None, help='DDIM steps (default 50; DDPM always runs all T)')
     s.add_argument('--sampler', default='ddim', help='ddim or ddpm')
     s.add_argument('--eta', type=float, default=None, help="DDIM's eta (default 0; DDPM takes none)")
-    s.add_argument('--batch-size', type=int, default=None, help='sample this many images at a time (default: all --n at once); the images are the same with the default DDIM (eta 0)')
+    s.add_argument('--batch-size', type=int, default=None, help='sample this many images at a time (default: all --n at once); the images do not depend on it (each is seeded by --seed and its index)')
     s.add_argument('--guidance', type=float, default=1.0, help='classifier-free guidance scale (default 1: none)')
     s.add_argument('--size', type=_size, default=None, help='N or HxW (default: the training size)')
     s.add_argument('--out', required=True, help='output folder for NNNN.png and grid.png')

@@ -61,11 +61,17 @@ class LDMConfig:
         check_fields(self, ints=dict(image_size=1, image_channels=1, T=1, concat_channels=1, n_classes=1, context_dim=1,
                                      text_depth=0, text_heads=1, max_length=1, vocab_size=0))
         if self.scale_factor is not None: check_fields(self, floats=dict(scale_factor=(0, None)))
+        for name, cls in (('autoencoder', AutoencoderConfig), ('unet', UNetConfig)):   # the nested dicts, checked by name now, not at build time
+            d = getattr(self, name)
+            if not isinstance(d, dict): raise ValueError(f"LDMConfig.{name} must be a dict of {cls.__name__} fields, got {type(d).__name__}")
+            unknown = sorted(set(d) - {f.name for f in fields(cls)})
+            if unknown: raise ValueError(f"unknown LDMConfig.{name} keys {unknown}: expected some of {sorted(f.name for f in fields(cls))}")
         tup = lambda d: {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}   # JSON gives lists
         self.autoencoder, self.unet = tup(self.autoencoder), tup(self.unet)
         if 'in_channels' in self.autoencoder: raise ValueError("autoencoder.in_channels is set by image_channels; leave it out")
         for k in ('in_channels', 'out_channels', 'context_dim'):
             if k in self.unet: raise ValueError(f"unet.{k} follows from the autoencoder and conditioning; leave it out")
+        self.unet_config()                                       # both sub-configs' own checks (types, ranges), now
 
     @classmethod
     def from_dict(cls, d:dict) -> 'LDMConfig':
@@ -90,9 +96,13 @@ class LDMConfig:
 
 # %% ../nbs/10_core.ipynb #0d55ce5b
 def _size_pair(size) -> tuple:
-    if isinstance(size, int): return size, size
-    if isinstance(size, (tuple, list)) and len(size) == 2: return int(size[0]), int(size[1])
-    raise ValueError(f"size must be an int or (H, W), got {size!r}")
+    "(H, W) from an int or a pair of ints (Python, NumPy or 0-d tensor integers); anything else is refused, not rounded."
+    def whole(v):
+        if torch.is_tensor(v) and v.ndim == 0 and not v.is_floating_point() and v.dtype != torch.bool: v = v.item()
+        return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+    if whole(size): return int(size), int(size)
+    if isinstance(size, (tuple, list, torch.Size)) and len(size) == 2 and all(whole(v) for v in size): return int(size[0]), int(size[1])
+    raise ValueError(f"size must be an int or (H, W) ints, got {size!r}")
 
 class LDM(nn.Module):
     "A latent diffusion model: first stage $\\mathcal{E}, \\mathcal{D}$, denoiser $\\epsilon_\\theta$ (with $\\tau_\\theta$), schedule, samplers."
@@ -133,6 +143,7 @@ class LDM(nn.Module):
 
     def forward(self, x:torch.Tensor, cond=None) -> torch.Tensor:
         "$L_\\text{LDM}$ on a batch of images `x` (B, C, H, W) in [-1, 1] with their conditions: `loss(encode(x), cond)`."
+        if torch.is_tensor(x) and x.ndim == 4: self.check_size(x.shape[-2:])   # sides divisible by f times the UNet's downsampling, in pixels
         return self.loss(self.encode(x), cond)
 
     @property
@@ -234,6 +245,10 @@ class LDM(nn.Module):
         "$L_\\text{LDM}$ on rescaled latents `z0` = $s\\,\\mathcal{E}(x)$ (no condition dropout: see `fit`); `t` in 1..T."
         if not torch.is_tensor(z0) or z0.ndim != 4 or z0.shape[1] != self.z_channels:
             raise ValueError(f"z0 must be latents (B, {self.z_channels}, h, w) = s E(x) (see encode), got {type(z0).__name__} {tuple(getattr(z0, 'shape', ()))}")
+        k = self.downsampling // self.f                          # the UNet's own downsampling, in latent pixels
+        if z0.shape[-2] % k or z0.shape[-1] % k:
+            raise ValueError(f"latents of {z0.shape[-1]}×{z0.shape[-2]} must have sides divisible by {k} (the UNet's downsampling); "
+                             f"in pixels, images must have sides divisible by {self.downsampling}")
         y = self._model_condition(y, len(z0))
         return loss_simple(lambda zt, tt: self.eps(zt, tt, y), self.sched, z0, t=t, noise=noise, generator=generator)   # ||eps - eps_theta(z_t, t, tau(y))||^2
 
@@ -320,7 +335,7 @@ def _model_condition(self:LDM, y, n:int):
     if kind is None: raise ValueError("this LDM is unconditional: it takes no condition")
     if kind == 'class' and (torch.is_tensor(y) or isinstance(y, numbers.Integral) or (isinstance(y, (list, tuple)) and all(isinstance(v, numbers.Integral) for v in y))):
         return self._labels(y, n, null_ok=True)                                  # the null class K included (drop_labels' output)
-    if kind == 'text' and isinstance(y, tuple) and len(y) == 2 and all(torch.is_tensor(v) for v in y):   # tokenised already: (ids, mask)
+    if kind == 'text' and isinstance(y, (tuple, list)) and len(y) == 2 and all(torch.is_tensor(v) for v in y):   # tokenised already: (ids, mask)
         if len(y[0]) != n: raise ValueError(f"got {len(y[0])} tokenised prompts for {n} latents")
         return tuple(v.to(self.device) for v in y)
     if kind == 'inpaint' and torch.is_tensor(y):                                    # the masked condition [s E(x (1 - m)); m], computed
@@ -342,11 +357,11 @@ def sample(self:LDM, n:int=None, # number of images; default: one per label/prom
            eta:float=None, # DDIM's eta: 0 (default) deterministic, 1 DDPM-like
            guidance:float=1.0, # classifier-free guidance scale s_g (1: the conditional model as trained)
            negative=None, # a negative prompt, used in place of the empty prompt in guidance (text models)
-           seed=None, # an int seeds z_T and the sampler's noise; a list of n ints seeds each image on its own
+           seed=None, # an int: image i is seeded by (seed, i); a list (or array) of n ints: image i by seed[i]
            size=None, # (H, W) or int: image size; default the training size
            batch_size:int=None, # sample (and decode) this many images at a time (memory); default: all n at once
            progress:bool=True, return_latents:bool=False):
-    "Generate images in [-1, 1], (n, C, H, W). Image i depends only on `seed` and i (DDIM with eta = 0), or on `seed[i]` alone (any sampler)."
+    "Generate images in [-1, 1], (n, C, H, W). With a seed, image i depends only on `seed` and i (or on `seed[i]` alone), under any sampler and `batch_size`."
     c = self.config
     def _int(name, v):                                           # Python, NumPy and 0-d tensor integers
         if torch.is_tensor(v) and v.ndim == 0 and not v.is_floating_point(): v = v.item()
@@ -354,7 +369,16 @@ def sample(self:LDM, n:int=None, # number of images; default: one per label/prom
         if isinstance(v, bool) or not isinstance(v, numbers.Integral): raise ValueError(f"{name} must be an integer, got {v!r}")
         return int(v)
     n, steps, batch_size = _int('n', n), _int('steps', steps), _int('batch_size', batch_size)
+    if isinstance(seed, np.ndarray) or torch.is_tensor(seed) and seed.ndim == 1: seed = seed.tolist()   # an array of seeds
     seed = [_int('seed', s) for s in seed] if isinstance(seed, (list, tuple)) else _int('seed', seed)
+    for s in (seed if isinstance(seed, list) else [seed]):
+        if s is not None and not -2**63 <= s < 2**64: raise ValueError(f"a seed must lie in [-2**63, 2**64), got {s}")
+    if eta is not None and (isinstance(eta, bool) or not isinstance(eta, numbers.Real) or not math.isfinite(eta)):
+        raise ValueError(f"eta must be a number (0: deterministic DDIM, 1: DDPM-like), got {eta!r}")
+    if cond is not None and not isinstance(cond, (str, numbers.Number, list, tuple, torch.Tensor, np.ndarray)):
+        raise ValueError(f"cond must be labels (int, list, array or tensor), prompts (str or list of str), or an image condition; got a {type(cond).__name__}")
+    if c.conditioning == 'class' and isinstance(cond, (torch.Tensor, np.ndarray)) and cond.ndim > 1:
+        raise ValueError(f"class labels must be one per image, a 1-D sequence; got shape {tuple(cond.shape)}")
     if batch_size is not None and batch_size < 1: raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if torch.is_tensor(cond) and cond.ndim == 0: cond = cond.item()   # a label given as a 0-d tensor or NumPy scalar
     if isinstance(cond, numbers.Integral) and not isinstance(cond, bool): cond = int(cond)
@@ -403,9 +427,13 @@ def sample(self:LDM, n:int=None, # number of images; default: one per label/prom
     if isinstance(seed, list):                              # one generator per image: image i is the same in any batch, any sampler
         gen = [torch.Generator().manual_seed(s) for s in seed]
         z_T = randn_like(torch.empty(shape), gen)
-    else:                                                   # one generator, z_T drawn image by image: image i does not depend on n
-        gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        z_T = torch.cat([torch.randn((1, *shape[1:]), generator=gen) for _ in range(n)])
+    elif seed is not None:                                  # one generator draws z_T image by image: z_T^i does not depend on n
+        g = torch.Generator().manual_seed(seed)
+        z_T = torch.cat([torch.randn((1, *shape[1:]), generator=g) for _ in range(n)])
+        # the sampler's noise: one generator per image, seeded by (seed, i) through NumPy's SeedSequence (independent streams)
+        gen = [torch.Generator().manual_seed(int(np.random.SeedSequence([seed % 2**64, i]).generate_state(1, np.uint64)[0])) for i in range(n)]
+    else:                                                   # the global generator, z_T image by image as above
+        gen, z_T = None, torch.cat([torch.randn((1, *shape[1:])) for _ in range(n)])
     z_T = z_T.to(self.device)                               # z_T ~ N(0, I), drawn on the CPU
     rows = lambda v, sl: None if v is None else tuple(u[sl] for u in v) if isinstance(v, tuple) else v[sl]
     amp, b = autocast_dtype(self.device), n if batch_size is None else batch_size
@@ -454,11 +482,14 @@ def check_dataset(m:LDMConfig, data, name:str='the dataset', hint:str='', downsa
     fits = {None: True,                                                          # an unconditional model ignores the condition
             'class': integer(y),
             'text': isinstance(y, str),
-            'concat': torch.is_tensor(y) and y.ndim == 3 and y.shape[0] == m.concat_channels,
+            'concat': torch.is_tensor(y) and y.ndim == 3 and y.shape[0] == m.concat_channels and tuple(y.shape[-2:]) == tuple(s // m.autoencoder_config().f for s in x.shape[-2:]),
             'inpaint': torch.is_tensor(y) and y.ndim == 3 and y.shape[0] == 1 and y.shape[-2:] == x.shape[-2:]}[m.conditioning]
     if not fits:
         what = f"a {type(y).__name__}" + (f" {tuple(y.shape)} {y.dtype}" if torch.is_tensor(y) else '')
-        raise ValueError(f"conditioning={m.conditioning!r} does not fit {name}, whose condition is {what}{hint}")
+        f = m.autoencoder_config().f
+        want = {'class': 'an integer label', 'text': 'a caption (str)', 'inpaint': f"a (1, {x.shape[-2]}, {x.shape[-1]}) mask",
+                'concat': f"a ({m.concat_channels}, {x.shape[-2] // f}, {x.shape[-1] // f}) image at the latent's size"}[m.conditioning]
+        raise ValueError(f"conditioning={m.conditioning!r} does not fit {name}, whose condition is {what} (expected {want}){hint}")
     if m.conditioning == 'class':                                   # every label: from the data's list of them, or item by item
         try:
             if hasattr(data, 'labels'): labels = torch.as_tensor(data.labels)
@@ -650,6 +681,9 @@ class Recipe:
     text_vocab:int = 200             # text models: BPE vocabulary trained on the captions
 
     def __post_init__(self):
+        for name, cls in (('model', LDMConfig), ('autoencoder_train', AutoencoderTrainConfig), ('train', TrainConfig)):
+            if not isinstance(getattr(self, name), cls): raise ValueError(f"Recipe.{name} must be a {cls.__name__}, got {type(getattr(self, name)).__name__}")
+        check_fields(self, ints=dict(disc_channels=1, disc_layers=0, text_vocab=1))
         is_path = isinstance(self.data, str) and self.data.strip() != '' and ('/' in self.data or '\\' in self.data or Path(self.data).expanduser().is_dir())
         if self.data not in DATASETS and not is_path:             # a folder need not exist to describe (or sample) a run
             raise ValueError(f"unknown dataset {self.data!r}: expected one of {tuple(DATASETS)} or a folder of images")
@@ -755,6 +789,8 @@ def train_recipe(recipe:Recipe, out, device=None, progress:bool=True):
     "Train both stages of `recipe` into the folder `out` (resuming from its checkpoints); returns (LDM, logs)."
     import copy
     out = Path(out)
+    if not isinstance(recipe, Recipe): raise ValueError(f"expected a Recipe (recipes()[name], or Recipe.from_dict), got {type(recipe).__name__}")
+    Recipe.from_dict(json.loads(json.dumps(recipe.to_dict())))   # every field checked again (it may have been set after construction) before anything is written
     rank, world = distributed()                             # under torchrun: rank 0 checks and writes, the others wait and read
     if rank == 0 and (out/'recipe.json').exists():
         try: before = json.loads(json.dumps(Recipe.from_dict(json.loads((out/'recipe.json').read_text())).to_dict()))   # defaults filled in:

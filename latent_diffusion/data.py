@@ -197,6 +197,11 @@ class ImageFolder(Dataset):
                 with Image.open(f) as im:
                     if im.mode in ('I', 'I;16', 'I;16B', 'I;16L'):              # 16-bit grayscale: scale to 8 bits (convert() would clip)
                         im = Image.fromarray((np.asarray(im, np.float64) / 257).round().clip(0, 255).astype(np.uint8))
+                    elif im.mode == 'F':                                   # 32-bit float grayscale: values in [0, 1] or [0, 255]
+                        a = np.asarray(im, np.float64); lo, hi = (a.min(), a.max()) if np.isfinite(a).all() else (np.nan, np.nan)
+                        if not (lo >= 0 and hi <= 255):
+                            raise ValueError(f"cannot read image {f}: a floating-point image with values in [{lo:g}, {hi:g}]; expected [0, 1] or [0, 255]")
+                        im = Image.fromarray((a * (255 if hi <= 1 else 1)).round().astype(np.uint8))   # [0, 1] -> [0, 255]
                     im = im.convert('L' if channels == 1 else 'RGB')
             except (UnidentifiedImageError, OSError) as e: raise ValueError(f"cannot read image {f}: {e}") from None
             w, h = im.size; s = min(w, h)

@@ -35,7 +35,7 @@ SPACINGS = ('linear', 'quadratic', 'leading', 'trailing')
 
 def ddim_timesteps(T:int, steps:int, spacing:str='linear',
                    offset:int=0) -> list: # 'leading' only: shift every timestep up by this (Stable Diffusion: 1)
-    "The decreasing timesteps $\\tau_S > \\dots > \\tau_1$ visited by DDIM: `steps` of $\\{1..T\\}$, from $T$ down to 1."
+    "The decreasing timesteps $\\tau_S > \\dots > \\tau_1$ visited by DDIM: `steps` of $\\{1..T\\}$: from $T$ down to 1 ('linear', 'quadratic'), or diffusers' grids ('leading': $1 + \\text{offset} + iT/\\!/S$; 'trailing': $T$ down to $T/S$)."
     if not 1 <= steps <= T: raise ValueError(f"steps must be between 1 and T={T}, got {steps}")
     if spacing == 'linear': ts = torch.linspace(T, 1, steps)
     elif spacing == 'quadratic': ts = 1 + (T - 1) * torch.linspace(1, 0, steps) ** 2     # denser near t = 1

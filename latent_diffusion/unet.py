@@ -118,9 +118,15 @@ class UNetConfig:
                                      # less memory for more compute, same gradients
 
     def __post_init__(self):
+        from latent_diffusion.train import check_fields          # imported here: the training module imports this one
         self.channel_mult, self.attention_resolutions = tuple(self.channel_mult), tuple(self.attention_resolutions)
         if self.out_channels is None: self.out_channels = self.in_channels
+        check_fields(self, ints=dict(in_channels=1, out_channels=1, base_channels=1, num_res_blocks=1, num_heads=1, groups=1, transformer_depth=1),
+                     floats=dict(dropout=[0, 1], norm_eps=(0, None)))
+        if self.context_dim is not None: check_fields(self, ints=dict(context_dim=1))
         if not self.channel_mult: raise ValueError("channel_mult needs at least one level")
+        if not all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in self.channel_mult):
+            raise ValueError(f"UNetConfig.channel_mult must be positive integers, one per level, got {self.channel_mult!r}")
         if self.num_res_blocks < 1: raise ValueError(f"num_res_blocks must be >= 1, got {self.num_res_blocks}")
         bad = [r for r in self.attention_resolutions if r not in [2 ** i for i in range(len(self.channel_mult))]]
         if bad: raise ValueError(f"attention_resolutions {bad} are not downsampling factors of this UNet "
