@@ -9,7 +9,7 @@ __all__ = ['CONDITIONINGS', 'DATASETS', 'LDMConfig', 'LDM', 'condition', 'masked
            'from_run']
 
 # %% ../nbs/10_core.ipynb #560de0f0
-import copy, json, math, numbers, warnings
+import collections.abc, copy, json, math, numbers, warnings
 import numpy as np
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
@@ -71,7 +71,9 @@ class LDMConfig:
         if 'in_channels' in self.autoencoder: raise ValueError("autoencoder.in_channels is set by image_channels; leave it out")
         for k in ('in_channels', 'out_channels', 'context_dim'):
             if k in self.unet: raise ValueError(f"unet.{k} follows from the autoencoder and conditioning; leave it out")
-        self.unet_config()                                       # both sub-configs' own checks (types, ranges), now
+        ac, uc = self.autoencoder_config(), self.unet_config()   # both sub-configs' own checks (types, ranges), now;
+        self.autoencoder = {k: getattr(ac, k) for k in self.autoencoder}   # their values as checked: NumPy numbers and arrays
+        self.unet = {k: getattr(uc, k) for k in self.unet}                 # become ints, floats and tuples (JSON, asdict)
 
     @classmethod
     def from_dict(cls, d:dict) -> 'LDMConfig':
@@ -118,6 +120,7 @@ class LDM(nn.Module):
                 raise ValueError(f"the autoencoder takes {autoencoder.config.in_channels} channels, the config says image_channels={c.image_channels}")
             c.autoencoder = ac
         self.autoencoder = autoencoder if autoencoder is not None else Autoencoder(c.autoencoder_config())
+        self._first_stage_given = autoencoder is not None        # a part passed in is taken to be trained (fit warns otherwise)
         self.autoencoder.requires_grad_(False).eval()            # frozen while the diffusion model trains
         unet = UNet(c.unet_config(self.autoencoder.config.z_channels))
         if c.conditioning == 'class': self.eps_model = ConditionedUNet(unet, ClassEmbedder(c.n_classes, c.context_dim))
@@ -371,11 +374,13 @@ def sample(self:LDM, n:int=None, # number of images; default: one per label/prom
     n, steps, batch_size = _int('n', n), _int('steps', steps), _int('batch_size', batch_size)
     if isinstance(seed, np.ndarray) or torch.is_tensor(seed) and seed.ndim == 1: seed = seed.tolist()   # an array of seeds
     seed = [_int('seed', s) for s in seed] if isinstance(seed, (list, tuple)) else _int('seed', seed)
+    if isinstance(seed, list) and None in seed: raise ValueError(f"a list of seeds needs an integer for every image, got {seed!r}")
     for s in (seed if isinstance(seed, list) else [seed]):
         if s is not None and not -2**63 <= s < 2**64: raise ValueError(f"a seed must lie in [-2**63, 2**64), got {s}")
+    if torch.is_tensor(eta) and eta.ndim == 0: eta = eta.item()
     if eta is not None and (isinstance(eta, bool) or not isinstance(eta, numbers.Real) or not math.isfinite(eta)):
         raise ValueError(f"eta must be a number (0: deterministic DDIM, 1: DDPM-like), got {eta!r}")
-    if cond is not None and not isinstance(cond, (str, numbers.Number, list, tuple, torch.Tensor, np.ndarray)):
+    if isinstance(cond, (set, frozenset, dict, collections.abc.Iterator)):   # no order, or consumed by len(): refused, not guessed at
         raise ValueError(f"cond must be labels (int, list, array or tensor), prompts (str or list of str), or an image condition; got a {type(cond).__name__}")
     if c.conditioning == 'class' and isinstance(cond, (torch.Tensor, np.ndarray)) and cond.ndim > 1:
         raise ValueError(f"class labels must be one per image, a 1-D sequence; got shape {tuple(cond.shape)}")
@@ -430,8 +435,8 @@ def sample(self:LDM, n:int=None, # number of images; default: one per label/prom
     elif seed is not None:                                  # one generator draws z_T image by image: z_T^i does not depend on n
         g = torch.Generator().manual_seed(seed)
         z_T = torch.cat([torch.randn((1, *shape[1:]), generator=g) for _ in range(n)])
-        # the sampler's noise: one generator per image, seeded by (seed, i) through NumPy's SeedSequence (independent streams)
-        gen = [torch.Generator().manual_seed(int(np.random.SeedSequence([seed % 2**64, i]).generate_state(1, np.uint64)[0])) for i in range(n)]
+        # the sampler's noise: one generator per image, the i-th child stream of the seed (NumPy's SeedSequence spawn keys: independent, collision-free)
+        gen = [torch.Generator().manual_seed(int(np.random.SeedSequence(seed % 2**64, spawn_key=(i,)).generate_state(1, np.uint64)[0])) for i in range(n)]
     else:                                                   # the global generator, z_T image by image as above
         gen, z_T = None, torch.cat([torch.randn((1, *shape[1:])) for _ in range(n)])
     z_T = z_T.to(self.device)                               # z_T ~ N(0, I), drawn on the CPU
@@ -466,7 +471,8 @@ class _ImagesOnly(Dataset):
         it = self.data[i]
         return (it if torch.is_tensor(it) else it[0]), 0
 
-def check_dataset(m:LDMConfig, data, name:str='the dataset', hint:str='', downsampling:int=None): # default: m.downsampling()
+def check_dataset(m:LDMConfig, data, name:str='the dataset', hint:str='', downsampling:int=None, # default: m.downsampling()
+                  f:int=None): # the first stage's factor; default: m's autoencoder config (a first stage given as a part passes its own)
     "Refuse, before any training, data whose images or conditions do not fit the model `m`: channels, size, kind of condition, class labels."
     item = data[0]
     x, y = item[0], (item[1] if len(item) > 1 else None)
@@ -479,17 +485,18 @@ def check_dataset(m:LDMConfig, data, name:str='the dataset', hint:str='', downsa
     if m.image_size % k: raise ValueError(f"image_size={m.image_size} must be divisible by {k} (the first stage's f times the UNet's downsampling)")
     integer = lambda v: (torch.is_tensor(v) and v.ndim == 0 and not v.is_floating_point() and not v.is_complex() and v.dtype != torch.bool
                          or isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)))
-    fits = {None: True,                                                          # an unconditional model ignores the condition
-            'class': integer(y),
-            'text': isinstance(y, str),
-            'concat': torch.is_tensor(y) and y.ndim == 3 and y.shape[0] == m.concat_channels and tuple(y.shape[-2:]) == tuple(s // m.autoencoder_config().f for s in x.shape[-2:]),
-            'inpaint': torch.is_tensor(y) and y.ndim == 3 and y.shape[0] == 1 and y.shape[-2:] == x.shape[-2:]}[m.conditioning]
+    kind = m.conditioning
+    if kind == 'concat': f = f or m.autoencoder_config().f                     # the condition has the latent's size, H/f × W/f
+    fits = {None: lambda: True,                                                 # an unconditional model ignores the condition
+            'class': lambda: integer(y),
+            'text': lambda: isinstance(y, str),
+            'concat': lambda: torch.is_tensor(y) and y.ndim == 3 and y.shape[0] == m.concat_channels and tuple(y.shape[-2:]) == (x.shape[-2] // f, x.shape[-1] // f),
+            'inpaint': lambda: torch.is_tensor(y) and y.ndim == 3 and y.shape[0] == 1 and y.shape[-2:] == x.shape[-2:]}[kind]()
     if not fits:
         what = f"a {type(y).__name__}" + (f" {tuple(y.shape)} {y.dtype}" if torch.is_tensor(y) else '')
-        f = m.autoencoder_config().f
         want = {'class': 'an integer label', 'text': 'a caption (str)', 'inpaint': f"a (1, {x.shape[-2]}, {x.shape[-1]}) mask",
-                'concat': f"a ({m.concat_channels}, {x.shape[-2] // f}, {x.shape[-1] // f}) image at the latent's size"}[m.conditioning]
-        raise ValueError(f"conditioning={m.conditioning!r} does not fit {name}, whose condition is {what} (expected {want}){hint}")
+                'concat': lambda: f"a ({m.concat_channels}, {x.shape[-2] // f}, {x.shape[-1] // f}) image at the latent's size"}[kind]
+        raise ValueError(f"conditioning={kind!r} does not fit {name}, whose condition is {what} (expected {want() if callable(want) else want}){hint}")
     if m.conditioning == 'class':                                   # every label: from the data's list of them, or item by item
         try:
             if hasattr(data, 'labels'): labels = torch.as_tensor(data.labels)
@@ -517,7 +524,7 @@ def as_dataset(self:'LDM', data):
         if c.conditioning is not None:
             raise ValueError(f"this LDM is {c.conditioning}-conditional: its dataset's items must be (image, condition), got images alone")
         data = _ImagesOnly(data)
-    check_dataset(c, data, downsampling=self.downsampling)
+    check_dataset(c, data, downsampling=self.downsampling, f=self.f)
     return data
 
 class LatentDataset(Dataset):
@@ -589,6 +596,9 @@ def fit(self:LDM, dataset, # (image, label or caption) items, images in [-1, 1];
         cfg:TrainConfig=None, ckpt_path=None, device=None, progress:bool=True) -> dict:
     "Stage 2: train $\\epsilon_\\theta$ (and $\\tau_\\theta$) on the frozen autoencoder's latents, encoded once up front; the model then holds the EMA weights."
     dataset, device = self.as_dataset(dataset), default_device(device)
+    if self.config.scale_factor is None and not self._first_stage_given:   # fit_autoencoder and load set s; a fresh LDM has neither
+        warnings.warn("the first stage was neither trained (fit_autoencoder) nor loaded (LDM.load, or LDM(config, autoencoder=trained)): "
+                      "the diffusion model will learn the latents of a randomly initialised autoencoder", stacklevel=2)
     self.to(device)
     if self.config.scale_factor is None: self.measure_scale_factor(dataset)
     latents = LatentDataset(self, dataset, progress=progress and distributed()[0] == 0)   # in memory; augmentations are drawn once, here

@@ -97,16 +97,19 @@ class TrainConfig:
 def check_fields(cfg, ints:dict={}, # name: smallest allowed value
                  floats:dict={}): # name: (lo, hi) open or [lo, hi] closed bounds, None for none
     "Raise a clear error when a config field has the wrong type or lies out of range (configs also come from JSON files)."
+    import numbers
     name = type(cfg).__name__
     for k, lo in ints.items():
         v = getattr(cfg, k)
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo:
             raise ValueError(f"{name}.{k} must be an integer >= {lo}, got {v!r}")
+        setattr(cfg, k, int(v))                                     # NumPy integers become Python ones (JSON, asdict)
     for k, bounds in floats.items():
         v, (lo, hi), closed = getattr(cfg, k), bounds, isinstance(bounds, list)
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
         ok = ok and (lo is None or (v >= lo if closed else v > lo)) and (hi is None or (v <= hi if closed else v < hi))
         if not ok: raise ValueError(f"{name}.{k} must be a number in {'[' if closed else '('}{lo}, {hi if hi is not None else 'inf'}{']' if closed and hi is not None else ')'}, got {v!r}")
+        if not isinstance(v, (int, float)): setattr(cfg, k, float(v))  # NumPy floats too
 
 def warn_low_precision(model:nn.Module, what:str='model'):
     "Warn when `model` would train 16-bit weights: small optimizer and EMA updates round away in their 8 or 11 bits of mantissa."
@@ -203,9 +206,12 @@ def fit(model:nn.Module, loss_fn, # loss_fn(model, batch, generator) -> scalar l
         model.load_state_dict(ck['model']); ema.load_state_dict(ck['ema']); opt.load_state_dict(ck['opt'])
         sched.load_state_dict(ck['lr_sched']); g.set_state(ck['generator'].cpu())   # the data/noise generator lives on the CPU
         if ck['scaler']: scaler.load_state_dict(ck['scaler'])                  # empty unless fp16 was used
+        if 'rng_ranks' in ck and rank >= len(ck['rng_ranks']):                  # more processes than wrote the checkpoint: a new, distinct stream
+            torch.manual_seed(cfg.seed * 100003 + ck['step'] * 101 + rank + 1)
         for key, per_rank in (('rng', 'rng_ranks'), ('cuda_rng', 'cuda_rng_ranks')):   # the global generators (dropout): each process its own
             if key == 'cuda_rng' and device.type != 'cuda': continue
-            state = ck[per_rank][rank] if per_rank in ck and len(ck[per_rank]) == world else ck.get(key)   # else rank 0's (older checkpoints)
+            states = ck.get(per_rank)
+            state = (states[rank] if rank < len(states) else None) if states is not None else ck.get(key)   # older checkpoints: rank 0's
             if state is None: continue
             state = state.cpu().clone()                                           # a copy: set_rng_state on a row view crashes (PyTorch 2.14)
             if key == 'rng': torch.set_rng_state(state)
