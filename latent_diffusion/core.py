@@ -57,7 +57,9 @@ class LDMConfig:
             raise ValueError(f"unknown conditioning {self.conditioning!r}: expected one of {CONDITIONINGS}")
         if self.schedule not in BETA_SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}: expected one of {tuple(BETA_SCHEDULES)}")
-        if not 0 <= self.p_uncond < 1: raise ValueError(f"p_uncond must lie in [0, 1), got {self.p_uncond}")
+        if isinstance(self.p_uncond, bool) or not isinstance(self.p_uncond, numbers.Real) or not 0 <= self.p_uncond < 1:
+            raise ValueError(f"p_uncond must be a number in [0, 1), got {self.p_uncond!r}")
+        self.p_uncond = float(self.p_uncond)
         check_fields(self, ints=dict(image_size=1, image_channels=1, T=1, concat_channels=1, n_classes=1, context_dim=1,
                                      text_depth=0, text_heads=1, max_length=1, vocab_size=0))
         if self.scale_factor is not None: check_fields(self, floats=dict(scale_factor=(0, None)))
@@ -106,6 +108,13 @@ def _size_pair(size) -> tuple:
     if isinstance(size, (tuple, list, torch.Size)) and len(size) == 2 and all(whole(v) for v in size): return int(size[0]), int(size[1])
     raise ValueError(f"size must be an int or (H, W) ints, got {size!r}")
 
+def _fingerprint(module:nn.Module) -> str:
+    "A digest of a module's weights: a diffusion checkpoint must be resumed on the first stage it was trained with."
+    import hashlib
+    h = hashlib.sha1()
+    for k, v in module.state_dict().items(): h.update(k.encode()); h.update(v.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
 class LDM(nn.Module):
     "A latent diffusion model: first stage $\\mathcal{E}, \\mathcal{D}$, denoiser $\\epsilon_\\theta$ (with $\\tau_\\theta$), schedule, samplers."
     def __init__(self, config:LDMConfig=None, # the whole model; None: `LDMConfig(**kwargs)`
@@ -120,7 +129,7 @@ class LDM(nn.Module):
                 raise ValueError(f"the autoencoder takes {autoencoder.config.in_channels} channels, the config says image_channels={c.image_channels}")
             c.autoencoder = ac
         self.autoencoder = autoencoder if autoencoder is not None else Autoencoder(c.autoencoder_config())
-        self._first_stage_given = autoencoder is not None        # a part passed in is taken to be trained (fit warns otherwise)
+        self._ae_untrained = None if autoencoder is not None else _fingerprint(self.autoencoder)   # fit warns while the built one is unchanged
         self.autoencoder.requires_grad_(False).eval()            # frozen while the diffusion model trains
         unet = UNet(c.unet_config(self.autoencoder.config.z_channels))
         if c.conditioning == 'class': self.eps_model = ConditionedUNet(unet, ClassEmbedder(c.n_classes, c.context_dim))
@@ -380,7 +389,8 @@ def sample(self:LDM, n:int=None, # number of images; default: one per label/prom
     if torch.is_tensor(eta) and eta.ndim == 0: eta = eta.item()
     if eta is not None and (isinstance(eta, bool) or not isinstance(eta, numbers.Real) or not math.isfinite(eta)):
         raise ValueError(f"eta must be a number (0: deterministic DDIM, 1: DDPM-like), got {eta!r}")
-    if isinstance(cond, (set, frozenset, dict, collections.abc.Iterator)):   # no order, or consumed by len(): refused, not guessed at
+    if cond is not None and not (isinstance(cond, (str, numbers.Number, torch.Tensor, np.ndarray)) or hasattr(cond, '__array__')
+                                 or isinstance(cond, collections.abc.Sequence) and not isinstance(cond, (bytes, bytearray))):   # sets, dicts, iterators: no order or no len()
         raise ValueError(f"cond must be labels (int, list, array or tensor), prompts (str or list of str), or an image condition; got a {type(cond).__name__}")
     if c.conditioning == 'class' and isinstance(cond, (torch.Tensor, np.ndarray)) and cond.ndim > 1:
         raise ValueError(f"class labels must be one per image, a 1-D sequence; got shape {tuple(cond.shape)}")
@@ -585,25 +595,19 @@ def _ldm_loss_fn(self:LDM):
         return loss_simple(eps, self.sched, z0, generator=g)   # ||eps - eps_theta(z_t, t, tau(y))||^2
     return loss_fn
 
-def _fingerprint(module:nn.Module) -> str:
-    "A digest of a module's weights: a diffusion checkpoint must be resumed on the first stage it was trained with."
-    import hashlib
-    h = hashlib.sha1()
-    for k, v in module.state_dict().items(): h.update(k.encode()); h.update(v.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
-
 def fit(self:LDM, dataset, # (image, label or caption) items, images in [-1, 1]; images alone or a tensor for unconditional models
         cfg:TrainConfig=None, ckpt_path=None, device=None, progress:bool=True) -> dict:
     "Stage 2: train $\\epsilon_\\theta$ (and $\\tau_\\theta$) on the frozen autoencoder's latents, encoded once up front; the model then holds the EMA weights."
     dataset, device = self.as_dataset(dataset), default_device(device)
-    if self.config.scale_factor is None and not self._first_stage_given:   # fit_autoencoder and load set s; a fresh LDM has neither
+    digest = _fingerprint(self.autoencoder)                  # the first stage this run is trained on (kept in the checkpoint)
+    if digest == getattr(self, '_ae_untrained', None):       # still the random weights it was built with: not trained, loaded or replaced
         warnings.warn("the first stage was neither trained (fit_autoencoder) nor loaded (LDM.load, or LDM(config, autoencoder=trained)): "
                       "the diffusion model will learn the latents of a randomly initialised autoencoder", stacklevel=2)
     self.to(device)
     if self.config.scale_factor is None: self.measure_scale_factor(dataset)
     latents = LatentDataset(self, dataset, progress=progress and distributed()[0] == 0)   # in memory; augmentations are drawn once, here
     run = fit_loop(self.eps_model, self._ldm_loss_fn(), latents, cfg, device=device, ckpt_path=ckpt_path, progress=progress,
-                   meta=dict(autoencoder=_fingerprint(self.autoencoder), scale_factor=self.config.scale_factor))
+                   meta=dict(autoencoder=digest, scale_factor=self.config.scale_factor))
     self.eps_model.load_state_dict(run['ema'].state_dict())
     return run['history']
 

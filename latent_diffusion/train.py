@@ -109,7 +109,7 @@ def check_fields(cfg, ints:dict={}, # name: smallest allowed value
         ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
         ok = ok and (lo is None or (v >= lo if closed else v > lo)) and (hi is None or (v <= hi if closed else v < hi))
         if not ok: raise ValueError(f"{name}.{k} must be a number in {'[' if closed else '('}{lo}, {hi if hi is not None else 'inf'}{']' if closed and hi is not None else ')'}, got {v!r}")
-        if not isinstance(v, (int, float)): setattr(cfg, k, float(v))  # NumPy floats too
+        if type(v) not in (int, float): setattr(cfg, k, float(v))     # NumPy floats (np.float64 too, a float subclass) become Python ones
 
 def warn_low_precision(model:nn.Module, what:str='model'):
     "Warn when `model` would train 16-bit weights: small optimizer and EMA updates round away in their 8 or 11 bits of mantissa."
@@ -206,8 +206,8 @@ def fit(model:nn.Module, loss_fn, # loss_fn(model, batch, generator) -> scalar l
         model.load_state_dict(ck['model']); ema.load_state_dict(ck['ema']); opt.load_state_dict(ck['opt'])
         sched.load_state_dict(ck['lr_sched']); g.set_state(ck['generator'].cpu())   # the data/noise generator lives on the CPU
         if ck['scaler']: scaler.load_state_dict(ck['scaler'])                  # empty unless fp16 was used
-        if 'rng_ranks' in ck and rank >= len(ck['rng_ranks']):                  # more processes than wrote the checkpoint: a new, distinct stream
-            torch.manual_seed(cfg.seed * 100003 + ck['step'] * 101 + rank + 1)
+        if 'rng_ranks' in ck and rank >= len(ck['rng_ranks']):                  # more processes than wrote the checkpoint: a new stream, distinct
+            torch.manual_seed((cfg.seed * 100003 + ck['step'] * 101 + rank + 1) ^ 0x5DEECE66D)   # from the noise generator's seed below
         for key, per_rank in (('rng', 'rng_ranks'), ('cuda_rng', 'cuda_rng_ranks')):   # the global generators (dropout): each process its own
             if key == 'cuda_rng' and device.type != 'cuda': continue
             states = ck.get(per_rank)

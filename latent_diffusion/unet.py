@@ -129,6 +129,9 @@ class UNetConfig:
         if not all(isinstance(m, numbers.Integral) and not isinstance(m, (bool, np.bool_)) and m >= 1 for m in self.channel_mult):
             raise ValueError(f"UNetConfig.channel_mult must be positive integers, one per level, got {self.channel_mult!r}")
         self.channel_mult = tuple(int(m) for m in self.channel_mult)
+        if not all(isinstance(r, numbers.Integral) and not isinstance(r, (bool, np.bool_)) for r in self.attention_resolutions):
+            raise ValueError(f"UNetConfig.attention_resolutions must be integers (downsampling factors), got {self.attention_resolutions!r}")
+        self.attention_resolutions = tuple(int(r) for r in self.attention_resolutions)
         if self.num_res_blocks < 1: raise ValueError(f"num_res_blocks must be >= 1, got {self.num_res_blocks}")
         bad = [r for r in self.attention_resolutions if r not in [2 ** i for i in range(len(self.channel_mult))]]
         if bad: raise ValueError(f"attention_resolutions {bad} are not downsampling factors of this UNet "
