@@ -8,9 +8,8 @@ __all__ = ['AutoencoderConfig', 'Encoder', 'Decoder', 'DiagonalGaussian', 'Vecto
            'train_autoencoder', 'evaluate_autoencoder']
 
 # %% ../nbs/09_autoencoder.ipynb #67a03404
-import math, numbers
+import math
 from dataclasses import dataclass, asdict
-import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -37,10 +36,7 @@ class AutoencoderConfig:
     def __post_init__(self):
         self.channel_mult = tuple(self.channel_mult)
         check_fields(self, ints=dict(in_channels=1, base_channels=1, num_res_blocks=1, z_channels=1, n_codes=1, groups=1),
-                     floats=dict(beta=[0, None], dropout=[0, 1]))
-        if not all(isinstance(m, numbers.Integral) and not isinstance(m, (bool, np.bool_)) and m >= 1 for m in self.channel_mult):
-            raise ValueError(f"AutoencoderConfig.channel_mult must be positive integers, one per level, got {self.channel_mult!r}")
-        self.channel_mult = tuple(int(m) for m in self.channel_mult)
+                     floats=dict(beta=[0, None], dropout=[0, 1]), int_tuples=dict(channel_mult=1))
         if self.downsample_padding not in ('symmetric', 'asymmetric'):
             raise ValueError(f"downsample_padding must be 'symmetric' or 'asymmetric', got {self.downsample_padding!r}")
         if self.regularizer not in ('kl', 'vq'): raise ValueError(f"regularizer must be 'kl' or 'vq', got {self.regularizer!r}")

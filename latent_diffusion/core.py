@@ -73,7 +73,7 @@ class LDMConfig:
         if 'in_channels' in self.autoencoder: raise ValueError("autoencoder.in_channels is set by image_channels; leave it out")
         for k in ('in_channels', 'out_channels', 'context_dim'):
             if k in self.unet: raise ValueError(f"unet.{k} follows from the autoencoder and conditioning; leave it out")
-        ac, uc = self.autoencoder_config(), self.unet_config()   # both sub-configs' own checks (types, ranges), now;
+        ac = self.autoencoder_config(); uc = self.unet_config(ac.z_channels)   # both sub-configs' own checks (types, ranges), now;
         self.autoencoder = {k: getattr(ac, k) for k in self.autoencoder}   # their values as checked: NumPy numbers and arrays
         self.unet = {k: getattr(uc, k) for k in self.unet}                 # become ints, floats and tuples (JSON, asdict)
 
@@ -99,14 +99,16 @@ class LDMConfig:
         return UNetConfig(in_channels=z, context_dim=None if self.conditioning is None else self.context_dim, **self.unet)
 
 # %% ../nbs/10_core.ipynb #0d55ce5b
+def _whole(v):
+    "`v` as a Python int if it is an integer (Python, NumPy, or a 0-d integer tensor), else None; bools are not integers here."
+    if torch.is_tensor(v) and v.ndim == 0 and not v.is_floating_point() and not v.is_complex() and v.dtype != torch.bool: v = v.item()
+    return int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else None   # np.bool_ is not Integral
+
 def _size_pair(size) -> tuple:
-    "(H, W) from an int or a pair of ints (Python, NumPy or 0-d tensor integers); anything else is refused, not rounded."
-    def whole(v):
-        if torch.is_tensor(v) and v.ndim == 0 and not v.is_floating_point() and v.dtype != torch.bool: v = v.item()
-        return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
-    if whole(size): return int(size), int(size)
-    if isinstance(size, (tuple, list, torch.Size)) and len(size) == 2 and all(whole(v) for v in size): return int(size[0]), int(size[1])
-    raise ValueError(f"size must be an int or (H, W) ints, got {size!r}")
+    "(H, W) from an int or a pair of ints; anything else is refused, not rounded."
+    hw = (size, size) if _whole(size) is not None else tuple(size) if isinstance(size, (tuple, list, torch.Size)) and len(size) == 2 else ()
+    if len(hw) != 2 or any(_whole(v) is None for v in hw): raise ValueError(f"size must be an int or (H, W) ints, got {size!r}")
+    return _whole(hw[0]), _whole(hw[1])
 
 def _fingerprint(module:nn.Module) -> str:
     "A digest of a module's weights: a diffusion checkpoint must be resumed on the first stage it was trained with."
@@ -493,20 +495,17 @@ def check_dataset(m:LDMConfig, data, name:str='the dataset', hint:str='', downsa
                          f"image_channels={m.image_channels}, image_size={m.image_size}")
     k = downsampling or m.downsampling()                                         # f times the UNet's own downsampling
     if m.image_size % k: raise ValueError(f"image_size={m.image_size} must be divisible by {k} (the first stage's f times the UNet's downsampling)")
-    integer = lambda v: (torch.is_tensor(v) and v.ndim == 0 and not v.is_floating_point() and not v.is_complex() and v.dtype != torch.bool
-                         or isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)))
-    kind = m.conditioning
-    if kind == 'concat': f = f or m.autoencoder_config().f                     # the condition has the latent's size, H/f × W/f
-    fits = {None: lambda: True,                                                 # an unconditional model ignores the condition
-            'class': lambda: integer(y),
-            'text': lambda: isinstance(y, str),
-            'concat': lambda: torch.is_tensor(y) and y.ndim == 3 and y.shape[0] == m.concat_channels and tuple(y.shape[-2:]) == (x.shape[-2] // f, x.shape[-1] // f),
-            'inpaint': lambda: torch.is_tensor(y) and y.ndim == 3 and y.shape[0] == 1 and y.shape[-2:] == x.shape[-2:]}[kind]()
+    kind, shape = m.conditioning, None
+    if kind == 'concat':                                                         # an image at the latent's size, H/f × W/f
+        f = f or m.autoencoder_config().f; shape = (m.concat_channels, x.shape[-2] // f, x.shape[-1] // f)
+    if kind == 'inpaint': shape = (1, *x.shape[-2:])                             # a mask at the image's size
+    fits = (kind is None                                                         # an unconditional model ignores the condition
+            or kind == 'class' and _whole(y) is not None or kind == 'text' and isinstance(y, str)
+            or shape is not None and torch.is_tensor(y) and tuple(y.shape) == shape)
     if not fits:
         what = f"a {type(y).__name__}" + (f" {tuple(y.shape)} {y.dtype}" if torch.is_tensor(y) else '')
-        want = {'class': 'an integer label', 'text': 'a caption (str)', 'inpaint': f"a (1, {x.shape[-2]}, {x.shape[-1]}) mask",
-                'concat': lambda: f"a ({m.concat_channels}, {x.shape[-2] // f}, {x.shape[-1] // f}) image at the latent's size"}[kind]
-        raise ValueError(f"conditioning={kind!r} does not fit {name}, whose condition is {what} (expected {want() if callable(want) else want}){hint}")
+        want = {'class': 'an integer label', 'text': 'a caption (str)', 'concat': f"a {shape} image at the latent's size", 'inpaint': f"a {shape} mask"}[kind]
+        raise ValueError(f"conditioning={kind!r} does not fit {name}, whose condition is {what} (expected {want}){hint}")
     if m.conditioning == 'class':                                   # every label: from the data's list of them, or item by item
         try:
             if hasattr(data, 'labels'): labels = torch.as_tensor(data.labels)
@@ -804,12 +803,13 @@ def train_recipe(recipe:Recipe, out, device=None, progress:bool=True):
     import copy
     out = Path(out)
     if not isinstance(recipe, Recipe): raise ValueError(f"expected a Recipe (recipes()[name], or Recipe.from_dict), got {type(recipe).__name__}")
-    Recipe.from_dict(json.loads(json.dumps(recipe.to_dict())))   # every field checked again (it may have been set after construction) before anything is written
+    now = json.loads(json.dumps(recipe.to_dict()))               # the recipe as recipe.json will hold it
+    Recipe.from_dict(now)                                         # every field checked again (it may have been set after construction) before anything is written
     rank, world = distributed()                             # under torchrun: rank 0 checks and writes, the others wait and read
     if rank == 0 and (out/'recipe.json').exists():
         try: before = json.loads(json.dumps(Recipe.from_dict(json.loads((out/'recipe.json').read_text())).to_dict()))   # defaults filled in:
         except (json.JSONDecodeError, ValueError): before = None                                  # new fields don't count as changes
-        if before is None or not _same_run(before, json.loads(json.dumps(recipe.to_dict()))):
+        if before is None or not _same_run(before, now):
             raise ValueError(f"{out} holds a run of a different recipe (see {out/'recipe.json'}): resume it with that recipe (more "
                              f"train.steps extend it) or choose another output folder")
     data, cfg, tokenizer = recipe.dataset(), copy.deepcopy(recipe.model), None

@@ -8,7 +8,7 @@ __all__ = ['EMA', 'atomic_write', 'save_checkpoint', 'load_checkpoint', 'TrainCo
            'diffusion_loss', 'digits_unet']
 
 # %% ../nbs/05_training.ipynb #2bb592dc
-import copy, math, os, time, warnings
+import copy, math, numbers, os, time, warnings
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import torch
@@ -95,14 +95,14 @@ class TrainConfig:
         if not isinstance(self.tf32, bool): raise ValueError(f"TrainConfig.tf32 must be True or False, got {self.tf32!r}")
 
 def check_fields(cfg, ints:dict={}, # name: smallest allowed value
-                 floats:dict={}): # name: (lo, hi) open or [lo, hi] closed bounds, None for none
+                 floats:dict={}, # name: (lo, hi) open or [lo, hi] closed bounds, None for none
+                 int_tuples:dict={}): # name: smallest allowed element of a sequence of integers (stored as a tuple)
     "Raise a clear error when a config field has the wrong type or lies out of range (configs also come from JSON files)."
-    import numbers
     name = type(cfg).__name__
+    is_int = lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)   # Python and NumPy integers (np.bool_ is not Integral)
     for k, lo in ints.items():
         v = getattr(cfg, k)
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo:
-            raise ValueError(f"{name}.{k} must be an integer >= {lo}, got {v!r}")
+        if not is_int(v) or v < lo: raise ValueError(f"{name}.{k} must be an integer >= {lo}, got {v!r}")
         setattr(cfg, k, int(v))                                     # NumPy integers become Python ones (JSON, asdict)
     for k, bounds in floats.items():
         v, (lo, hi), closed = getattr(cfg, k), bounds, isinstance(bounds, list)
@@ -110,6 +110,11 @@ def check_fields(cfg, ints:dict={}, # name: smallest allowed value
         ok = ok and (lo is None or (v >= lo if closed else v > lo)) and (hi is None or (v <= hi if closed else v < hi))
         if not ok: raise ValueError(f"{name}.{k} must be a number in {'[' if closed else '('}{lo}, {hi if hi is not None else 'inf'}{']' if closed and hi is not None else ')'}, got {v!r}")
         if type(v) not in (int, float): setattr(cfg, k, float(v))     # NumPy floats (np.float64 too, a float subclass) become Python ones
+    for k, lo in int_tuples.items():
+        v = tuple(getattr(cfg, k))                                  # lists from JSON, NumPy arrays
+        if not all(is_int(e) and e >= lo for e in v):
+            raise ValueError(f"{name}.{k} must be {'positive integers' if lo == 1 else f'integers >= {lo}'}, got {v!r}")
+        setattr(cfg, k, tuple(int(e) for e in v))
 
 def warn_low_precision(model:nn.Module, what:str='model'):
     "Warn when `model` would train 16-bit weights: small optimizer and EMA updates round away in their 8 or 11 bits of mantissa."

@@ -7,9 +7,8 @@ __all__ = ['group_norm', 'zero_module', 'TimestepEmbedding', 'ResBlock', 'SelfAt
            'UNetConfig', 'UNet', 'unet_summary', 'params_per_level']
 
 # %% ../nbs/03_unet.ipynb #4ef9b45c
-import math, numbers
+import math
 from dataclasses import dataclass, asdict
-import numpy as np
 import torch
 import torch.utils.checkpoint
 from torch import nn
@@ -123,16 +122,9 @@ class UNetConfig:
         self.channel_mult, self.attention_resolutions = tuple(self.channel_mult), tuple(self.attention_resolutions)
         if self.out_channels is None: self.out_channels = self.in_channels
         check_fields(self, ints=dict(in_channels=1, out_channels=1, base_channels=1, num_res_blocks=1, num_heads=1, groups=1, transformer_depth=1),
-                     floats=dict(dropout=[0, 1], norm_eps=(0, None)))
+                     floats=dict(dropout=[0, 1], norm_eps=(0, None)), int_tuples=dict(channel_mult=1, attention_resolutions=1))
         if self.context_dim is not None: check_fields(self, ints=dict(context_dim=1))
         if not self.channel_mult: raise ValueError("channel_mult needs at least one level")
-        if not all(isinstance(m, numbers.Integral) and not isinstance(m, (bool, np.bool_)) and m >= 1 for m in self.channel_mult):
-            raise ValueError(f"UNetConfig.channel_mult must be positive integers, one per level, got {self.channel_mult!r}")
-        self.channel_mult = tuple(int(m) for m in self.channel_mult)
-        if not all(isinstance(r, numbers.Integral) and not isinstance(r, (bool, np.bool_)) for r in self.attention_resolutions):
-            raise ValueError(f"UNetConfig.attention_resolutions must be integers (downsampling factors), got {self.attention_resolutions!r}")
-        self.attention_resolutions = tuple(int(r) for r in self.attention_resolutions)
-        if self.num_res_blocks < 1: raise ValueError(f"num_res_blocks must be >= 1, got {self.num_res_blocks}")
         bad = [r for r in self.attention_resolutions if r not in [2 ** i for i in range(len(self.channel_mult))]]
         if bad: raise ValueError(f"attention_resolutions {bad} are not downsampling factors of this UNet "
                                  f"(it has {[2 ** i for i in range(len(self.channel_mult))]})")
