@@ -69,14 +69,14 @@ class GEGLU(nn.Module):
         self.proj = nn.Linear(dim_in, 2 * dim_out)
     def forward(self, x):
         a, gate = self.proj(x).chunk(2, dim=-1)
-        return a * F.gelu(gate)
+        return a * F.gelu(gate)                              # (W_a h) ⊙ GELU(W_b h)
 
 class FeedForward(nn.Module):
     "$W_2\\,\\mathrm{GEGLU}(\\mathbf{h})$ with hidden width `mult` × dim."
     def __init__(self, dim:int, mult:int=4, dropout:float=0.0):
         super().__init__()
         self.net = nn.Sequential(GEGLU(dim, mult * dim), nn.Dropout(dropout), nn.Linear(mult * dim, dim))
-    def forward(self, x): return self.net(x)
+    def forward(self, x): return self.net(x)                 # W_2 GEGLU(h)
 
 class TransformerBlock(nn.Module):
     "Pre-norm self-attention, cross-attention to the context (self-attention when there is none), and GEGLU feed-forward."
@@ -88,9 +88,9 @@ class TransformerBlock(nn.Module):
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
 
     def forward(self, x, context=None, mask=None):          # x: (B, N, dim)
-        x = x + self.attn1(self.norm1(x))
-        x = x + self.attn2(self.norm2(x), context, mask if context is not None else None)
-        return x + self.ff(self.norm3(x))
+        x = x + self.attn1(self.norm1(x))                                          # h + SelfAttn(LN(h))
+        x = x + self.attn2(self.norm2(x), context, mask if context is not None else None)   # h + CrossAttn(LN(h), tau(y))
+        return x + self.ff(self.norm3(x))                                          # h + FF(LN(h))
 
 class SpatialTransformer(nn.Module):
     "The LDM's transformer over the pixels of a feature map, with cross-attention to conditioning tokens."

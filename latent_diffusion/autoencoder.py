@@ -39,7 +39,7 @@ class AutoencoderConfig:
                      floats=dict(beta=[0, None], dropout=[0, 1]), int_tuples=dict(channel_mult=1))
         if self.downsample_padding not in ('symmetric', 'asymmetric'):
             raise ValueError(f"downsample_padding must be 'symmetric' or 'asymmetric', got {self.downsample_padding!r}")
-        if self.regularizer not in ('kl', 'vq'): raise ValueError(f"regularizer must be 'kl' or 'vq', got {self.regularizer!r}")
+        if self.regularizer not in ('kl', 'vq'): raise ValueError(f"regularizer must be 'kl' or 'vq' (an LDMConfig also takes 'none': pixel space), got {self.regularizer!r}")
         if not self.channel_mult: raise ValueError("channel_mult needs at least one level")
 
     @property
@@ -103,10 +103,11 @@ class DiagonalGaussian:
 class VectorQuantizer(nn.Module):
     "Nearest-neighbour quantisation to a codebook of `n_codes` vectors, straight-through gradients, optional EMA updates and dead-code restarts."
     def __init__(self, n_codes:int, dim:int, beta:float=0.25, ema:bool=False, decay:float=0.99,
-                 restart_dead:bool=True, dead_after:float=0.25): # restart a code unused in the batch whose usage EMA falls below dead_after / n_codes
+                 restart_dead:bool=True, dead_after:float=0.25, # restart a code unused in the batch whose usage EMA falls below dead_after / n_codes
+                 smoothing:float=1e-5): # epsilon of the EMA counts' Laplace smoothing
         super().__init__()
         self.n_codes, self.dim, self.beta, self.ema, self.decay = n_codes, dim, beta, ema, decay
-        self.restart_dead, self.dead_after = restart_dead, dead_after
+        self.restart_dead, self.dead_after, self.smoothing = restart_dead, dead_after, smoothing
         self.codebook = nn.Embedding(n_codes, dim)
         nn.init.uniform_(self.codebook.weight, -1 / n_codes, 1 / n_codes)
         if ema:
@@ -132,15 +133,15 @@ class VectorQuantizer(nn.Module):
         counts = onehot.sum(0)
         if self.training:
             with torch.no_grad():
-                self.usage.mul_(self.decay).add_(counts / len(flat), alpha=1 - self.decay)
+                self.usage.mul_(self.decay).add_(counts / len(flat), alpha=1 - self.decay)   # u_k <- gamma u_k + (1 - gamma) n_k / N
                 if self.ema: self._ema_update(flat.detach(), onehot, counts)
                 if self.restart_dead: self._restart(flat.detach(), counts)
-        commit = F.mse_loss(flat, zq.detach())                          # ||z - sg[z_q]||^2
-        codebook = zq.new_zeros(()) if self.ema else F.mse_loss(zq, flat.detach())   # ||sg[z] - z_q||^2
+        commit = F.mse_loss(flat, zq.detach())                          # ||z - sg[z_q]||^2 / (N c)
+        codebook = zq.new_zeros(()) if self.ema else F.mse_loss(zq, flat.detach())   # ||sg[z] - z_q||^2 / (N c)
         loss = codebook + self.beta * commit
         zq = flat + (zq - flat).detach()                                 # straight-through estimator
         p = counts / len(flat)
-        info = dict(indices=idx.view(B, h, w), perplexity=torch.exp(-(p * torch.log(p + 1e-10)).sum()),
+        info = dict(indices=idx.view(B, h, w), perplexity=torch.exp(-(p * torch.log(p + 1e-10)).sum()),   # exp(-sum_k p_k log p_k)
                     used=(counts > 0).float().mean(), codebook_loss=codebook.detach(), commitment_loss=commit.detach())
         return rearrange(zq, '(b h w) c -> b c h w', b=B, h=h), loss, info
 
@@ -149,8 +150,9 @@ class VectorQuantizer(nn.Module):
         self.cluster_size.mul_(d).add_(counts, alpha=1 - d)                       # N_k
         self.embed_sum.mul_(d).add_(onehot.t() @ flat, alpha=1 - d)               # m_k
         n = self.cluster_size.sum()
-        size = (self.cluster_size + 1e-5) / (n + self.n_codes * 1e-5) * n         # Laplace smoothing
-        self.codebook.weight.copy_(self.embed_sum / size[:, None])               # e_k = m_k / N_k
+        eps = self.smoothing
+        size = (self.cluster_size + eps) / (n + self.n_codes * eps) * n           # N~_k = (N_k + eps) / (n + |Z| eps) n
+        self.codebook.weight.copy_(self.embed_sum / size[:, None])               # e_k = m_k / N~_k
 
     def _restart(self, flat, counts):
         # dead: no vector chose it in this batch, and its usage EMA is below a fraction of the uniform share 1/|Z|
@@ -235,10 +237,10 @@ def hinge_g_loss(logits_fake):
     return -logits_fake.mean()
 
 def adaptive_weight(rec_loss, g_loss, last_layer:torch.Tensor, delta:float=1e-4, max_weight:float=1e4):
-    "$\\lambda = \\|\\nabla_{\\theta_L}L_\\text{rec}\\| / (\\|\\nabla_{\\theta_L}L_G\\| + \\delta)$ at the decoder's last layer, detached."
-    g_rec = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)[0]
-    g_adv = torch.autograd.grad(g_loss, last_layer, retain_graph=True)[0]
-    return (g_rec.norm() / (g_adv.norm() + delta)).clamp(0.0, max_weight).detach()
+    "$\\lambda = \\min(\\|\\nabla_{\\theta_L}L_\\text{rec}\\| / (\\|\\nabla_{\\theta_L}L_G\\| + \\delta), \\lambda_\\text{max})$ at the decoder's last layer, detached."
+    g_rec = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)[0]   # grad_{theta_L} L_rec
+    g_adv = torch.autograd.grad(g_loss, last_layer, retain_graph=True)[0]     # grad_{theta_L} L_G
+    return (g_rec.norm() / (g_adv.norm() + delta)).clamp(0.0, max_weight).detach()   # min(||.|| / (||.|| + delta), lambda_max), a constant
 
 # %% ../nbs/09_autoencoder.ipynb #794bb305
 @dataclass
@@ -269,15 +271,15 @@ class AutoencoderLoss(nn.Module):
         rec_loss = (x - rec).abs().mean()                                       # L_rec: L1
         logs['rec'] = rec_loss.detach()
         if self.perceptual is not None:
-            p = self.perceptual(x, rec).mean(); logs['perceptual'] = p.detach()
-            rec_loss = rec_loss + c.perceptual_weight * p
+            p = self.perceptual(x, rec).mean(); logs['perceptual'] = p.detach()   # E[P(x, x~)]
+            rec_loss = rec_loss + c.perceptual_weight * p                   # L_rec = L1 + w_p L_p
         w_reg = c.kl_weight if ae.quantizer is None else c.vq_weight
         logs['kl' if ae.quantizer is None else 'vq'] = reg_loss.detach()
-        loss = rec_loss + w_reg * reg_loss
+        loss = rec_loss + w_reg * reg_loss                                     # L_rec + w_reg L_reg
         if step >= c.disc_start:
             g_loss = hinge_g_loss(self.disc(rec))                               # L_G = -E[D(x~)]
             lam = adaptive_weight(rec_loss, g_loss, ae.decoder.last_layer)
-            loss = loss + lam * c.disc_weight * g_loss
+            loss = loss + lam * c.disc_weight * g_loss                          # + lambda w_disc L_G
             logs['g_adv'], logs['adaptive_weight'] = g_loss.detach(), lam
         logs['total'] = loss.detach()
         return loss, logs
@@ -337,6 +339,7 @@ def train_autoencoder(ae:Autoencoder, dataset, cfg:AutoencoderTrainConfig=None, 
                                             opt_d=opt_d.state_dict(), generator=g.get_state(), rng=torch.get_rng_state(), step=step, logs=logs,
                                             config=asdict(ae.config), train_config=asdict(cfg)))
     bar.close()
+    opt_ae.zero_grad(set_to_none=True); opt_d.zero_grad(set_to_none=True)   # free the last step's gradients
     return dict(ae=ae.eval(), disc=disc, logs=logs)
 
 # %% ../nbs/09_autoencoder.ipynb #7e2e9da8

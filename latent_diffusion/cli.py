@@ -215,7 +215,8 @@ def _read_png(path, mode:str) -> torch.Tensor:
     from PIL import Image, UnidentifiedImageError
     try: img = Image.open(path)
     except (FileNotFoundError, UnidentifiedImageError) as e: raise ValueError(f"cannot read image {path}: {e}") from None
-    x = torch.from_numpy(np.array(img.convert(mode))).float()
+    from latent_diffusion.data import to_8bit
+    x = torch.from_numpy(np.array(to_8bit(img, path).convert(mode))).float()   # 16-bit and float images scaled, not clipped
     return (x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]) / 127.5 - 1          # 0..255 -> [-1, 1]
 
 def _image_model(a, conditioning:str, what:str):

@@ -271,6 +271,7 @@ def fit(model:nn.Module, loss_fn, # loss_fn(model, batch, generator) -> scalar l
                 checkpoint()
         bar.close()
     finally: torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+    opt.zero_grad(set_to_none=True)                                  # the last step's gradients: a copy of the weights, no longer needed
     return dict(model=model, ema=ema.model, history=hist)
 
 def diffusion_loss(sched:NoiseSchedule):
