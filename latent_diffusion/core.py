@@ -60,7 +60,7 @@ class LDMConfig:
     image_size:int = 32              # training resolution H = W (sampling may use other sizes divisible by f)
     image_channels:int = 1
     autoencoder:dict = field(default_factory=lambda: dict(base_channels=32, channel_mult=(1, 2, 2), z_channels=3,
-                                                          regularizer='kl', groups=8))   # AutoencoderConfig kwargs
+                                                          regularizer='kl', groups=8))   # AutoencoderConfig kwargs; {'regularizer': 'none'}: pixel space
     unet:dict = field(default_factory=lambda: dict(base_channels=64, channel_mult=(1, 2), num_res_blocks=2,
                                                    attention_resolutions=(1, 2), groups=16))   # UNetConfig kwargs
     schedule:str = 'linear'          # beta schedule of the diffusion in latent space
@@ -118,7 +118,7 @@ class LDMConfig:
         "How many pixels one position of the UNet's coarsest level covers: f times the UNet's own downsampling; image sides must divide by it."
         return self.autoencoder_config().f * 2 ** (len(self.unet_config().channel_mult) - 1)
 
-    def autoencoder_config(self) -> AutoencoderConfig:   # regularizer 'none': the identity first stage (LDM-1)
+    def autoencoder_config(self) -> 'AutoencoderConfig | PixelSpaceConfig':   # regularizer 'none': the identity first stage (LDM-1)
         if self.autoencoder.get('regularizer') == 'none': return PixelSpaceConfig(self.image_channels)
         return AutoencoderConfig(in_channels=self.image_channels, **self.autoencoder)
     def unet_config(self, z_channels:int=None) -> UNetConfig:   # z_channels: the first stage's c, when it is given
@@ -162,9 +162,9 @@ class LDM(nn.Module):
                 raise ValueError(f"the autoencoder takes {autoencoder.config.in_channels} channels, the config says image_channels={c.image_channels}")
             c.autoencoder = ac
         pixels = autoencoder is None and c.autoencoder.get('regularizer') == 'none'   # the identity first stage: nothing to train
+        if pixels: c.autoencoder = {'regularizer': 'none'}      # and nothing else (keys left by a dict.update would not load)
         self.autoencoder = autoencoder if autoencoder is not None else PixelSpace(c.image_channels) if pixels else Autoencoder(c.autoencoder_config())
         self._ae_untrained = None if autoencoder is not None or pixels else _fingerprint(self.autoencoder)   # fit warns while the built one is unchanged
-        self._scale_given = c.scale_factor is not None          # fixed by the config (or a saved model): fit_autoencoder keeps it
         self.autoencoder.requires_grad_(False).eval()            # frozen while the diffusion model trains
         unet = UNet(c.unet_config(self.autoencoder.config.z_channels))
         if c.conditioning == 'class': self.eps_model = ConditionedUNet(unet, ClassEmbedder(c.n_classes, c.context_dim))
@@ -175,6 +175,7 @@ class LDM(nn.Module):
         else: self.eps_model = unet
         self.tokenizer = tokenizer
         self.sched = NoiseSchedule(c.schedule, T=c.T)
+        self.eval()                                              # a model, like a loaded one: fit trains and restores the mode
 
     def train(self, mode:bool=True):
         "Train mode for the denoiser only: the first stage stays frozen in eval mode (a VQ codebook must not drift)."
@@ -237,7 +238,7 @@ class LDM(nn.Module):
         "$z = s\\,\\mathcal{E}(x)$: images (B, C, H, W) in [-1, 1] -> latents (B, c, H/f, W/f)."
         self.check_images(x)
         h = self.autoencoder.encode(x.to(self.device, self.ae_dtype))  # any float dtype and device in, the first stage's out
-        z = h.mode() if self.autoencoder.quantizer is None else h     # KL: posterior mode (CompVis samples; sigma is ~0.5% of the variance); VQ: before quantisation
+        z = h.mode() if self.autoencoder.quantizer is None else h     # KL: posterior mode (deterministic; CompVis samples mu + sigma eps); VQ: before quantisation
         return z * self.scale                                          # z = s E(x)
 
     @torch.no_grad()
@@ -519,7 +520,7 @@ class _ImagesOnly(Dataset):
 
 def check_dataset(m:LDMConfig, data, name:str='the dataset', hint:str='', downsampling:int=None, # default: m.downsampling()
                   f:int=None): # the first stage's factor; default: m's autoencoder config (a first stage given as a part passes its own)
-    "Refuse, before any training, data whose images or conditions do not fit the model `m`: channels, size, kind of condition, class labels."
+    "Refuse, before any training, data whose images or conditions do not fit the model `m`: channels, size, kind of condition, class labels (all listed ones, else 256 spread items; `fit` checks every label as it encodes)."
     item = data[0]
     x, y = item[0], (item[1] if len(item) > 1 else None)
     if not torch.is_tensor(x) or x.ndim != 3:
@@ -549,7 +550,8 @@ def check_dataset(m:LDMConfig, data, name:str='the dataset', hint:str='', downsa
 def check_labels(labels, n_classes:int, name:str='the dataset'):
     "Refuse class labels (a tensor, array or sequence) that are not integers in 0..n_classes-1: `n_classes` is the null class, drawn only by condition dropout."
     if torch.is_tensor(labels) or isinstance(labels, np.ndarray):
-        labels = torch.as_tensor(labels)
+        try: labels = torch.as_tensor(labels)
+        except (TypeError, ValueError, RuntimeError) as e: raise ValueError(f"{name}: class labels must be integers ({e})") from None
         if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
             raise ValueError(f"{name}: class labels must be integers, got {labels.dtype}")
     else:
@@ -609,11 +611,13 @@ def measure_scale_factor(self:LDM, dataset, n:int=1024) -> float:
     return self.config.scale_factor
 
 def fit_autoencoder(self:LDM, dataset, cfg:AutoencoderTrainConfig=None, ckpt_path=None, device=None,
-                    progress:bool=True, **kwargs) -> dict:
-    "Stage 1: train the autoencoder (and its discriminator) on `dataset`, then measure the scale factor (unless the config fixed it)."
+                    progress:bool=True,
+                    measure_scale:bool=True, # measure s afterwards; False keeps the config's scale_factor (one you fixed)
+                    **kwargs) -> dict: # disc_channels, disc_layers, perceptual: for `train_autoencoder`
+    "Stage 1: train the autoencoder (and its discriminator) on `dataset`, then measure the scale factor (`measure_scale=False` keeps the config's)."
     dataset, device = self.as_dataset(dataset), default_device(device)
     if isinstance(self.autoencoder, PixelSpace):                 # the identity has no weights: only s is measured
-        if not self._scale_given: self.measure_scale_factor(dataset)
+        if measure_scale: self.measure_scale_factor(dataset)
         return {}
     self.to(device)
     self.autoencoder.requires_grad_(True)
@@ -624,7 +628,7 @@ def fit_autoencoder(self:LDM, dataset, cfg:AutoencoderTrainConfig=None, ckpt_pat
     run = train_autoencoder(self.autoencoder, dataset, cfg, device=device, ckpt_path=ckpt_path, progress=progress and rank == 0, **kwargs)
     if world > 1 and rank == 0: torch.distributed.barrier()
     self.autoencoder.requires_grad_(False).eval()
-    if not self._scale_given: self.measure_scale_factor(dataset)   # a scale factor the config fixes is kept
+    if measure_scale: self.measure_scale_factor(dataset)     # the new first stage's latents: a measured s is out of date
     return run['logs']
 
 def _ldm_loss_fn(self:LDM):
@@ -653,10 +657,10 @@ def fit(self:LDM, dataset, # (image, label or caption) items, images in [-1, 1];
     if self.config.scale_factor is None: self.measure_scale_factor(dataset)
     latents = LatentDataset(self, dataset, progress=progress and distributed()[0] == 0)   # in memory; augmentations are drawn once, here
     was_training = self.training
-    run = fit_loop(self.eps_model, self._ldm_loss_fn(), latents, cfg, device=device, ckpt_path=ckpt_path, progress=progress,
-                   meta=dict(autoencoder=digest, scale_factor=self.config.scale_factor))
+    try: run = fit_loop(self.eps_model, self._ldm_loss_fn(), latents, cfg, device=device, ckpt_path=ckpt_path, progress=progress,
+                        meta=dict(autoencoder=digest, scale_factor=self.config.scale_factor))
+    finally: self.train(was_training)                        # the mode it came in with (the loop set the denoiser to train)
     self.eps_model.load_state_dict(run['ema'].state_dict())
-    self.train(was_training)                                 # the mode it came in with (the loop set the denoiser to train)
     return run['history']
 
 LDM.measure_scale_factor, LDM.fit_autoencoder, LDM._ldm_loss_fn, LDM.fit, LDM.as_dataset = measure_scale_factor, fit_autoencoder, _ldm_loss_fn, fit, as_dataset
@@ -814,7 +818,7 @@ def _recipe(conditioning, data, ae_steps, steps, **model):
 def recipes() -> dict:
     "The built-in recipes by name."
     tiny = dict(autoencoder=dict(base_channels=8, groups=4), unet=dict(base_channels=16, num_res_blocks=1, groups=8, num_heads=2))
-    return {'digits-class': _recipe('class', 'digits', 800, 2000),          # what `ldm demo` trains (the demo: 7 to 13 minutes on 2 CPU cores)
+    return {'digits-class': _recipe('class', 'digits', 800, 2000),          # what `ldm demo` trains (the demo: 7 to 17 minutes on 2 CPU cores)
             'digits': _recipe(None, 'digits', 800, 2000),
             'digits-text': _recipe('text', 'digits-captions', 800, 2500, max_length=8),
             'digits-sr': _recipe('concat', 'digits-sr', 800, 1500, p_uncond=0.0, concat_channels=1),   # ×4 super-resolution
@@ -876,8 +880,9 @@ def train_recipe(recipe:Recipe, out, device=None, progress:bool=True):
         cfg.vocab_size = tokenizer.vocab_size
     torch.manual_seed(recipe.train.seed)
     ldm = LDM(cfg, tokenizer=tokenizer)
-    ae_logs = ldm.fit_autoencoder(data, recipe.autoencoder_train, ckpt_path=out/'autoencoder.pt', device=device,
-                                  progress=progress, disc_channels=recipe.disc_channels, disc_layers=recipe.disc_layers)
+    ae_logs = ldm.fit_autoencoder(data, recipe.autoencoder_train, ckpt_path=out/'autoencoder.pt', device=device, progress=progress,
+                                  measure_scale=recipe.model.scale_factor is None,   # a recipe that fixes s keeps it
+                                  disc_channels=recipe.disc_channels, disc_layers=recipe.disc_layers)
     hist = ldm.fit(data, recipe.train, ckpt_path=out/'diffusion.pt', device=device, progress=progress)
     if rank == 0: ldm.save(out/'model')
     return ldm, dict(autoencoder=ae_logs, diffusion=hist)
@@ -888,7 +893,8 @@ def from_run(cls, out, device=None) -> LDM:
     from latent_diffusion.train import load_checkpoint
     out = Path(out)
     if (out/'config.json').is_file(): return cls.load(out, device)                 # a model folder itself
-    missing = [n for n in ('recipe.json', 'autoencoder.pt', 'diffusion.pt') if not (out/n).is_file()]
+    pixels = (out/'recipe.json').is_file() and json.loads((out/'recipe.json').read_text()).get('model', {}).get('autoencoder') == {'regularizer': 'none'}
+    missing = [n for n in ('recipe.json', 'diffusion.pt') + (() if pixels else ('autoencoder.pt',)) if not (out/n).is_file()]   # LDM-1: no first stage to save
     if missing and (out/'model'/'config.json').is_file(): return cls.load(out/'model', device)
     if missing: raise FileNotFoundError(f"no LDM checkpoint at {out}: expected a model folder (config.json) or a training folder with model/ "
                                         f"or a diffusion checkpoint (missing {', '.join(missing)})")
@@ -902,7 +908,7 @@ def from_run(cls, out, device=None) -> LDM:
         tokenizer = TextTokenizer.from_file(out/'tokenizer.json', max_length=cfg.max_length); cfg.vocab_size = tokenizer.vocab_size
     cfg.scale_factor = meta['scale_factor']
     ldm = cls(cfg, tokenizer=tokenizer)
-    ldm.autoencoder.load_state_dict(load_checkpoint(out/'autoencoder.pt', map_location='cpu')['ae'])
+    if not pixels: ldm.autoencoder.load_state_dict(load_checkpoint(out/'autoencoder.pt', map_location='cpu')['ae'])
     if _fingerprint(ldm.autoencoder) != meta.get('autoencoder'): raise ValueError(f"{out/'autoencoder.pt'} is not the first stage that {out/'diffusion.pt'} was trained on")
     ldm.eps_model.load_state_dict(ck['ema']['model'])                              # the weights to sample from
     return ldm.to(default_device(device)).eval()

@@ -184,9 +184,9 @@ def folder_classes(root) -> tuple:
 GRAY_MODES = ('1', 'L', 'LA', 'I', 'I;16', 'I;16B', 'I;16L', 'F')   # PIL modes of grayscale images
 
 def to_8bit(im, name='the image'):
-    "A PIL image with 8-bit channels: 16-bit grayscale scaled by 1/257, 32-bit float grayscale from [0, 1] or [0, 255] (`convert` would clip both)."
+    "A PIL image with 8-bit channels: 16-bit grayscale scaled by 1/257 (32-bit integer mode 'I' only when it holds values above 255), 32-bit float grayscale from [0, 1] or [0, 255] (`convert` would clip both)."
     from PIL import Image
-    if im.mode in ('I', 'I;16', 'I;16B', 'I;16L'):                      # 16-bit grayscale: 0..65535 -> 0..255
+    if im.mode in ('I;16', 'I;16B', 'I;16L') or im.mode == 'I' and im.getextrema()[1] > 255:   # 16-bit grayscale: 0..65535 -> 0..255
         return Image.fromarray((np.asarray(im, np.float64) / 257).round().clip(0, 255).astype(np.uint8))
     if im.mode == 'F':                                                  # 32-bit float grayscale: values in [0, 1] or [0, 255]
         a = np.asarray(im, np.float64); lo, hi = (a.min(), a.max()) if np.isfinite(a).all() else (np.nan, np.nan)
