@@ -400,8 +400,8 @@ LDM.masked_condition, LDM._inpaint_condition = masked_condition, _inpaint_condit
 @torch.no_grad()
 def sample(self:LDM, n:int=None, # number of images; default: one per label/prompt in `cond`
            cond=None, # labels (int, list, tensor) or prompts (str, list of str); None: unconditional
-           steps:int=None, # DDIM steps (default 50); DDPM always runs all T
-           sampler:str='ddim', # 'ddim' or 'ddpm'
+           steps:int=None, # DDIM steps (default 50), DPM-Solver++ steps (default 20); DDPM always runs all T
+           sampler:str='ddim', # 'ddim', 'dpm++2m' (DPM-Solver++, second order: fewer steps) or 'ddpm'
            eta:float=None, # DDIM's eta: 0 (default) deterministic, 1 DDPM-like
            guidance:float=1.0, # classifier-free guidance scale s_g (1: the conditional model as trained)
            negative=None, # a negative prompt, used in place of the empty prompt in guidance (text models)
@@ -436,7 +436,7 @@ def sample(self:LDM, n:int=None, # number of images; default: one per label/prom
     if sampler not in SAMPLERS: raise ValueError(f"unknown sampler {sampler!r}: expected one of {SAMPLERS}")
     if sampler == 'ddpm' and steps not in (None, c.T):
         raise ValueError(f"DDPM runs all T={c.T} steps, got steps={steps!r}; for fewer steps use sampler='ddim' (eta=1 is its stochastic form)")
-    if steps is None: steps = min(50, c.T) if sampler == 'ddim' else c.T
+    if steps is None: steps = {'ddim': min(50, c.T), 'dpm++2m': min(20, c.T)}.get(sampler, c.T)
     if isinstance(guidance, bool) or not isinstance(guidance, numbers.Real) or not math.isfinite(guidance):
         raise ValueError(f"guidance must be a finite number, got {guidance!r}")
     guidance = float(guidance)
