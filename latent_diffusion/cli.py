@@ -167,7 +167,7 @@ def _parser():
     s.add_argument('--negative', help='negative prompt: replaces the empty prompt in guidance')
     s.add_argument('--steps', type=int, default=None, help='sampler steps (DDIM: default 50; dpm++2m: default 20; DDPM always runs all T)')
     s.add_argument('--sampler', default='ddim', help='ddim (default), dpm++2m (DPM-Solver++: second order, good in 20 steps) or ddpm')
-    s.add_argument('--eta', type=float, default=None, help="DDIM's eta (default 0; DDPM takes none)")
+    s.add_argument('--eta', type=float, default=None, help="DDIM's eta (default 0; DDPM and dpm++2m take none)")
     s.add_argument('--batch-size', type=int, default=None, help='sample this many images at a time (default: all --n at once); the images do not depend on it (each is seeded by --seed and its index)')
     s.add_argument('--guidance', type=float, default=1.0, help='classifier-free guidance scale (default 1: none)')
     s.add_argument('--size', type=_size, default=None, help='N or HxW (default: the training size)')

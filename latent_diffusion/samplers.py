@@ -127,7 +127,7 @@ def dpm_solver_sample(eps_model, sched:NoiseSchedule, shape, # (B, ...) shape of
                       offset:int=0, # passed to `ddim_timesteps` ('leading' spacing)
                       callback=None, # called as callback(s, x_s, x0_hat) after every step
                       x_T=None, **model_kwargs):
-    "DPM-Solver++(2M): a second-order multistep solver of DDIM's ODE, one network evaluation per step; first order on the first and last steps."
+    "DPM-Solver++(2M): a second-order multistep solver of DDIM's ODE, one network evaluation per step; first order on the first step and the jump to t = 0."
     x = randn_like(torch.empty(shape, device=sched.betas.device), generator) if x_T is None else x_T.clone()
     ts = ddim_timesteps(sched.T, steps, spacing, offset)
     if not 0 <= final_t < ts[-1]: raise ValueError(f"final_t must lie in [0, {ts[-1]}) (below the last timestep), got {final_t}")
@@ -142,7 +142,7 @@ def dpm_solver_sample(eps_model, sched:NoiseSchedule, shape, # (B, ...) shape of
         if s == 0: x = x0                                                   # sigma_0 = 0: x_0 = \hat x_0 (first order)
         else:
             h = lam(s) - lam(t)                                             # h = lambda_s - lambda_t
-            if x0_prev is None or i == len(ts) - 1: d = x0                  # first order on the first and the last step
+            if x0_prev is None: d = x0                                      # first order on the first step (no previous prediction)
             else:
                 r = h_prev / h
                 d = (1 + 1 / (2 * r)) * x0 - 1 / (2 * r) * x0_prev          # D = (1 + 1/2r) \hat x_0 - 1/2r \hat x_0^prev
