@@ -94,7 +94,7 @@ class LDMConfig:
             if not isinstance(d, dict): raise ValueError(f"LDMConfig.{name} must be a dict of {cls.__name__} fields, got {type(d).__name__}")
             unknown = sorted(set(d) - {f.name for f in fields(cls)})
             if unknown: raise ValueError(f"unknown LDMConfig.{name} keys {unknown}: expected some of {sorted(f.name for f in fields(cls))}")
-        if self.autoencoder.get('regularizer') == 'none' and set(self.autoencoder) != {'regularizer'}:
+        if self.pixel_space and set(self.autoencoder) != {'regularizer'}:
             raise ValueError(f"autoencoder=dict(regularizer='none') is the identity first stage (pixel space, f = 1): it takes no other keys, "
                              f"got {sorted(set(self.autoencoder) - {'regularizer'})}")
         tup = lambda d: {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}   # JSON gives lists
@@ -118,8 +118,10 @@ class LDMConfig:
         "How many pixels one position of the UNet's coarsest level covers: f times the UNet's own downsampling; image sides must divide by it."
         return self.autoencoder_config().f * 2 ** (len(self.unet_config().channel_mult) - 1)
 
-    def autoencoder_config(self) -> 'AutoencoderConfig | PixelSpaceConfig':   # regularizer 'none': the identity first stage (LDM-1)
-        if self.autoencoder.get('regularizer') == 'none': return PixelSpaceConfig(self.image_channels)
+    @property
+    def pixel_space(self) -> bool: return self.autoencoder.get('regularizer') == 'none'   # the identity first stage (LDM-1)
+    def autoencoder_config(self) -> 'AutoencoderConfig | PixelSpaceConfig':
+        if self.pixel_space: return PixelSpaceConfig(self.image_channels)
         return AutoencoderConfig(in_channels=self.image_channels, **self.autoencoder)
     def unet_config(self, z_channels:int=None) -> UNetConfig:   # z_channels: the first stage's c, when it is given
         z = z_channels or self.autoencoder_config().z_channels
@@ -161,7 +163,7 @@ class LDM(nn.Module):
             if ac.pop('in_channels') != c.image_channels:
                 raise ValueError(f"the autoencoder takes {autoencoder.config.in_channels} channels, the config says image_channels={c.image_channels}")
             c.autoencoder = ac
-        pixels = autoencoder is None and c.autoencoder.get('regularizer') == 'none'   # the identity first stage: nothing to train
+        pixels = autoencoder is None and c.pixel_space          # the identity first stage: nothing to train
         if pixels: c.autoencoder = {'regularizer': 'none'}      # and nothing else (keys left by a dict.update would not load)
         self.autoencoder = autoencoder if autoencoder is not None else PixelSpace(c.image_channels) if pixels else Autoencoder(c.autoencoder_config())
         self._ae_untrained = None if autoencoder is not None or pixels else _fingerprint(self.autoencoder)   # fit warns while the built one is unchanged
@@ -616,10 +618,10 @@ def fit_autoencoder(self:LDM, dataset, cfg:AutoencoderTrainConfig=None, ckpt_pat
                     **kwargs) -> dict: # disc_channels, disc_layers, perceptual: for `train_autoencoder`
     "Stage 1: train the autoencoder (and its discriminator) on `dataset`, then measure the scale factor (`measure_scale=False` keeps the config's)."
     dataset, device = self.as_dataset(dataset), default_device(device)
+    self.to(device)
     if isinstance(self.autoencoder, PixelSpace):                 # the identity has no weights: only s is measured
         if measure_scale: self.measure_scale_factor(dataset)
         return {}
-    self.to(device)
     self.autoencoder.requires_grad_(True)
     rank, world = distributed()
     if world > 1:                                          # under torchrun, rank 0 trains stage 1; the others load its result

@@ -134,7 +134,7 @@ def dpm_solver_sample(eps_model, sched:NoiseSchedule, shape, # (B, ...) shape of
     ab = sched.alpha_bar
     lam = lambda t: 0.5 * (ab[t].log() - (1 - ab[t]).log())                  # lambda_t = log(alpha_t / sigma_t)
     x0_prev = h_prev = None
-    for i, (t, s) in enumerate(tqdm(list(zip(ts, ts[1:] + [final_t])), disable=not progress, desc=f'DPM-Solver++ ({steps} steps)', leave=False)):
+    for t, s in tqdm(list(zip(ts, ts[1:] + [final_t])), disable=not progress, desc=f'DPM-Solver++ ({steps} steps)', leave=False):
         tt = torch.full((shape[0],), t, dtype=torch.long, device=x.device)
         eps = eps_model(x, tt, **model_kwargs)
         x0 = (x - (1 - ab[t]).sqrt() * eps) / ab[t].sqrt()                  # \hat x_0 = (x_t - sigma_t eps) / alpha_t
