@@ -2,7 +2,7 @@
 1. prints the GPU, PyTorch and CUDA versions;
 2. checks the mixed-precision path: the LDM loss under autocast (bf16 where supported, else fp16) is finite and within
    2% of fp32 on the same batch and noise, and 30 mixed-precision training steps give finite, falling losses (on CUDA
-   both bf16 and fp16 with the gradient scaler);
+   both bf16 and fp16 with the gradient scaler), and the autoencoder's bf16 training follows its fp32 training;
 3. checks that fused attention (scaled_dot_product_attention) matches attention written out, under autocast;
 4. prints the benchmarks: our UNet against diffusers' (bench/unet_vs_diffusers.py; on CUDA also at SD's 64x64 latent size),
    what each fast path buys (bench/fast_paths.py) and LDM-4 against pixel-space LDM-1;
@@ -64,6 +64,21 @@ def main(argv=None):
         res['train_losses_fp16'] = h16
         print(f'30 more training steps (fp16 + GradScaler): finite {f16}, loss {sum(h16[:5]) / 5:.4f} -> {sum(h16[-5:]) / 5:.4f}')
         ok = ok and f16
+        # the first stage: bf16 autocast where the GPU has it natively ('auto'), against fp32, 60 steps with the discriminator on from step 30
+        from latent_diffusion.autoencoder import Autoencoder, AutoencoderTrainConfig, train_autoencoder
+        from latent_diffusion.data import Shapes
+        recs = {}
+        for mp in ('no', 'auto'):
+            torch.manual_seed(0); ae = Autoencoder(in_channels=1, base_channels=32, channel_mult=(1, 2, 2), z_channels=3, groups=8)
+            logs = train_autoencoder(ae, Shapes(n=256, size=32), AutoencoderTrainConfig(steps=60, batch_size=32, lr=5e-4, disc_start=30,
+                                     mixed_precision=mp), device=dev, disc_channels=32, disc_layers=2, progress=False)['logs']
+            recs[mp] = [v for _, v in logs['rec']]
+        last = {mp: sum(r[-10:]) / 10 for mp, r in recs.items()}
+        ae_ok = all(v == v and abs(v) < float('inf') for v in recs['auto']) and abs(last['auto'] - last['no']) <= 0.1 * last['no']
+        res['autoencoder_rec_last10'] = last
+        print(f"autoencoder, 60 steps: L_rec over the last 10 {last['no']:.4f} in fp32, {last['auto']:.4f} with mixed_precision='auto' "
+              f"({autocast_dtype(dev) if autocast_dtype(dev) == torch.bfloat16 else 'fp32: no native bf16'}), tolerance 10% -> {'ok' if ae_ok else 'FAIL'}")
+        ok = ok and ae_ok
     # 3. fused attention
     q, k, v = (torch.randn(4, 4, 64, 32, device=dev) for _ in range(3))
     with torch.autocast(dev.type, dtype=amp, enabled=amp is not None):

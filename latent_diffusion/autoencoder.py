@@ -15,7 +15,7 @@ from torch import nn
 import torch.nn.functional as F
 from einops import rearrange
 from .unet import ResBlock, SelfAttention2d, Downsample, Upsample, group_norm
-from .train import check_fields
+from .train import check_fields, autocast_dtype
 
 # %% ../nbs/09_autoencoder.ipynb #473c6d33
 @dataclass
@@ -126,6 +126,8 @@ class VectorQuantizer(nn.Module):
     def forward(self, z:torch.Tensor):                  # z: (B, dim, h, w)
         B, C, h, w = z.shape
         if C != self.dim: raise ValueError(f"expected {self.dim} latent channels, got {C}")
+        if torch.is_autocast_enabled(z.device.type):        # mixed precision: distances, EMA and restarts in the codebook's precision
+            with torch.autocast(z.device.type, enabled=False): return self.forward(z.to(self.codebook.weight.dtype))
         flat = rearrange(z, 'b c h w -> (b h w) c')
         idx = self.nearest(flat.detach())
         zq = self.codebook(idx)                                          # e_{k*}: (N, dim), before this step moves the codebook
@@ -255,10 +257,16 @@ class AutoencoderTrainConfig:
     perceptual_weight:float = 1.0    # used only when a perceptual module is given
     seed:int = 0
     ckpt_every:int = 500
+    mixed_precision:str = 'auto'     # 'auto': bf16 autocast on GPUs that have it natively, else fp32; 'bf16' or 'no' (no fp16: see below)
+    tf32:bool = True                 # TF32 matmuls and convolutions on CUDA (Ampere and newer)
 
-    def __post_init__(self): check_fields(self, ints=dict(steps=0, batch_size=1, disc_start=0, seed=0, ckpt_every=1),
-                                          floats=dict(lr=(0, None), disc_weight=[0, None], kl_weight=[0, None], vq_weight=[0, None],
-                                                      perceptual_weight=[0, None]))
+    def __post_init__(self):
+        check_fields(self, ints=dict(steps=0, batch_size=1, disc_start=0, seed=0, ckpt_every=1),
+                     floats=dict(lr=(0, None), disc_weight=[0, None], kl_weight=[0, None], vq_weight=[0, None], perceptual_weight=[0, None]))
+        if self.mixed_precision not in ('auto', 'bf16', 'no'):
+            raise ValueError(f"AutoencoderTrainConfig.mixed_precision must be 'auto', 'bf16' or 'no', got {self.mixed_precision!r} (fp16 would need "
+                             f"a loss scaler for each of the GAN's two losses and the adaptive weight's gradients; stage 1 trains in fp32 or bf16)")
+        if not isinstance(self.tf32, bool): raise ValueError(f"AutoencoderTrainConfig.tf32 must be True or False, got {self.tf32!r}")
 
 class AutoencoderLoss(nn.Module):
     "$L = L_1 + w_p L_p + \\lambda w_\\text{disc} L_G + w_\\text{reg}L_\\text{reg}$ for the autoencoder; the hinge loss for $D_\\psi$."
@@ -297,6 +305,8 @@ def train_autoencoder(ae:Autoencoder, dataset, cfg:AutoencoderTrainConfig=None, 
     from tqdm.auto import tqdm
     from latent_diffusion.forward import default_device
     from latent_diffusion.train import random_batches, save_checkpoint, load_checkpoint
+    if cfg is not None and not isinstance(cfg, AutoencoderTrainConfig):
+        raise ValueError(f"cfg must be an AutoencoderTrainConfig (TrainConfig is for the diffusion model's loop), got a {type(cfg).__name__}")
     cfg, device = cfg or AutoencoderTrainConfig(), default_device(device)
     from latent_diffusion.train import warn_low_precision
     warn_low_precision(ae, 'autoencoder')
@@ -317,28 +327,38 @@ def train_autoencoder(ae:Autoencoder, dataset, cfg:AutoencoderTrainConfig=None, 
         ae.load_state_dict(ck['ae']); disc.load_state_dict(ck['disc']); opt_ae.load_state_dict(ck['opt_ae'])
         opt_d.load_state_dict(ck['opt_d']); g.set_state(ck['generator'].cpu()); step, logs = ck['step'], ck['logs']
         if 'rng' in ck: torch.set_rng_state(ck['rng'].cpu())                # the global generator (dropout, codebook restarts)
+        if 'cuda_rng' in ck and device.type == 'cuda': torch.cuda.set_rng_state(ck['cuda_rng'].cpu(), device)   # their draws on a GPU
         for opt in (opt_ae, opt_d):
             for pg in opt.param_groups: pg['lr'] = cfg.lr                     # this call's rate, not the checkpoint's
+    amp = autocast_dtype(device, cfg.mixed_precision) if dtype == torch.float32 else None   # a float64 model runs as it is
+    if amp == torch.float16: amp = None                     # 'auto' on a GPU without native bf16 (a T4): fp32, not unscaled fp16
+    autocast = lambda: torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None)
     data = random_batches(dataset, cfg.batch_size, g)
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc='autoencoder')
-    while step < cfg.steps:
-        x = next(data)[0].to(device, dtype)
-        # generator step: E, D (and the codebook) against L_rec, L_reg and -L_adv
-        rec, reg_loss, info = ae(x, generator=g) if ae.quantizer is None else ae(x)
-        loss, lg = loss_mod.generator_loss(ae, x, rec, reg_loss, step)
-        opt_ae.zero_grad(set_to_none=True); loss.backward(); opt_ae.step()
-        # discriminator step: D_psi against the hinge loss, on the detached reconstruction
-        d_loss, ld = loss_mod.discriminator_loss(x, rec, step)
-        if d_loss is not None: opt_d.zero_grad(set_to_none=True); d_loss.backward(); opt_d.step()
-        if 'perplexity' in info: lg['perplexity'] = info['perplexity']
-        for k, v in {**lg, **ld}.items(): logs.setdefault(k, []).append((step, float(v)))
-        step += 1; bar.update(1)
-        if step % 10 == 0: bar.set_postfix(rec=f"{lg['rec']:.4f}")
-        if ckpt_path is not None and (step % cfg.ckpt_every == 0 or step == cfg.steps):
-            save_checkpoint(ckpt_path, dict(ae=ae.state_dict(), disc=disc.state_dict(), opt_ae=opt_ae.state_dict(),
-                                            opt_d=opt_d.state_dict(), generator=g.get_state(), rng=torch.get_rng_state(), step=step, logs=logs,
-                                            config=asdict(ae.config), train_config=asdict(cfg)))
-    bar.close()
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32   # restored afterwards, as in `fit`
+    try:
+        if device.type == 'cuda' and cfg.tf32: torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        while step < cfg.steps:
+            x = next(data)[0].to(device, dtype)
+            # generator step: E, D (and the codebook) against L_rec, L_reg and -L_adv
+            with autocast():                                # bf16 where it pays (CUDA, Ampere+); the weights and optimizers stay fp32
+                rec, reg_loss, info = ae(x, generator=g) if ae.quantizer is None else ae(x)
+                loss, lg = loss_mod.generator_loss(ae, x, rec, reg_loss, step)
+            opt_ae.zero_grad(set_to_none=True); loss.backward(); opt_ae.step()
+            # discriminator step: D_psi against the hinge loss, on the detached reconstruction
+            with autocast(): d_loss, ld = loss_mod.discriminator_loss(x, rec, step)
+            if d_loss is not None: opt_d.zero_grad(set_to_none=True); d_loss.backward(); opt_d.step()
+            if 'perplexity' in info: lg['perplexity'] = info['perplexity']
+            for k, v in {**lg, **ld}.items(): logs.setdefault(k, []).append((step, float(v)))
+            step += 1; bar.update(1)
+            if step % 10 == 0: bar.set_postfix(rec=f"{lg['rec']:.4f}")
+            if ckpt_path is not None and (step % cfg.ckpt_every == 0 or step == cfg.steps):
+                save_checkpoint(ckpt_path, dict(ae=ae.state_dict(), disc=disc.state_dict(), opt_ae=opt_ae.state_dict(),
+                                                opt_d=opt_d.state_dict(), generator=g.get_state(), rng=torch.get_rng_state(), step=step, logs=logs,
+                                                **(dict(cuda_rng=torch.cuda.get_rng_state(device)) if device.type == 'cuda' else {}),
+                                                config=asdict(ae.config), train_config=asdict(cfg)))
+        bar.close()
+    finally: torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
     opt_ae.zero_grad(set_to_none=True); opt_d.zero_grad(set_to_none=True)   # free the last step's gradients
     return dict(ae=ae.eval(), disc=disc, logs=logs)
 

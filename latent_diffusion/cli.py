@@ -162,7 +162,7 @@ def _parser():
     s.add_argument('--ckpt', required=True, help='a model folder (written by LDM.save) or a training folder (its model/, or mid-run its latest checkpoints)')
     s.add_argument('--n', type=int, default=16, help='number of images (default 16)')
     c = s.add_mutually_exclusive_group()
-    c.add_argument('--label', type=int, help='class label (class-conditional models)')
+    c.add_argument('--label', help="class (class-conditional models): its index, or its name (a sub-folder of the training folder)")
     c.add_argument('--prompt', help='caption (text-conditional models)')
     s.add_argument('--negative', help='negative prompt: replaces the empty prompt in guidance')
     s.add_argument('--steps', type=int, default=None, help='sampler steps (DDIM: default 50; dpm++2m: default 20; DDPM always runs all T)')
@@ -209,6 +209,14 @@ def _parser():
         if q is not t: q.add_argument('--seed', type=int, default=0)
     return p
 
+
+def _class_label(ldm, label:str) -> int:
+    "--label as a label: a class name of the model (its training folder's sub-folders) first, else an index."
+    names = ldm.config.class_names or ()
+    if label in names: return names.index(label)             # folder '1' of folders 1..10 is label 0: the name wins
+    try: return int(label)
+    except ValueError: raise ValueError(f"--label {label!r} is neither a class index nor a class of this model"
+                                        + (f" ({', '.join(names)})" if names else ' (it has no class names: pass 0..n_classes-1)')) from None
 
 def _read_png(path, mode:str) -> torch.Tensor:
     "A PNG as a (1, C, H, W) tensor in [-1, 1], converted to `mode` ('L' or 'RGB')."
@@ -265,6 +273,7 @@ def main(argv=None):
             recipe = get_recipe(a.config)
             if a.data is not None: recipe = recipe.on_folder(a.data, a.image_size, a.channels)
             elif a.image_size is not None or a.channels is not None: raise ValueError("--image-size and --channels go with --data")
+            if a.seed is not None and a.seed < 0: raise ValueError(f"--seed must be >= 0, got {a.seed}")
             if a.seed is not None: recipe.train.seed = recipe.autoencoder_train.seed = a.seed
             t0 = time.time()
             ldm, logs = train_recipe(recipe, a.out, device=a.device)
@@ -281,7 +290,7 @@ def main(argv=None):
             if a.n < 1: raise ValueError(f"--n must be at least 1, got {a.n}")
             hint = {'concat': 'ldm upscale', 'inpaint': 'ldm inpaint'}.get(ldm.config.conditioning)
             if hint: raise ValueError(f"{a.ckpt} is conditioned on an image ({ldm.config.conditioning}): use `{hint} --ckpt {a.ckpt} --image PNG`")
-            cond = a.label if a.label is not None else a.prompt
+            cond = _class_label(ldm, a.label) if a.label is not None else a.prompt
             x = ldm.sample(a.n, cond=cond, steps=a.steps, sampler=a.sampler, eta=a.eta, guidance=a.guidance,
                            negative=a.negative, seed=a.seed, size=a.size, batch_size=a.batch_size)
             paths = write_images(x, a.out, nrow=min(a.n, 8))
@@ -295,6 +304,7 @@ def main(argv=None):
             from latent_diffusion.inpainting import inpaint
             ldm, x = _image_model(a, 'inpaint', 'an inpainting model')
             m = (_read_png(a.mask, 'L') > 0).float()                                              # white (>= 128) = fill in
+            if not m.any(): raise ValueError(f"the mask {a.mask} has no white pixel: nothing to fill in (white = fill in, black = keep)")
             if m.shape[-2:] != x.shape[-2:]: raise ValueError(f"the mask is {m.shape[-1]}×{m.shape[-2]} pixels, the image {x.shape[-1]}×{x.shape[-2]}: they must match")
             y = inpaint(ldm, x.to(ldm.device), m.to(ldm.device), steps=a.steps, seed=a.seed).cpu()
             out = _write_png(y[0], a.out)

@@ -189,7 +189,8 @@ def class_conditional_loss(sched, p_uncond:float=0.1):
     from latent_diffusion.elbo import loss_simple
     def loss_fn(model, batch, g):
         x0, y = batch
-        y = drop_labels(y, p_uncond, model.tau.null_index, g)
+        tau = getattr(model, 'module', model).tau                    # through a DistributedDataParallel wrapper too (torchrun)
+        y = drop_labels(y, p_uncond, tau.null_index, g)
         return loss_simple(model, sched, x0, generator=g, y=y)
     return loss_fn
 

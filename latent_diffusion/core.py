@@ -70,6 +70,7 @@ class LDMConfig:
                                      # 'inpaint': (image, mask) -> [s E(masked image); mask at latent size] concatenated to z_t
     concat_channels:int = 1          # channels of the concatenated condition
     n_classes:int = 10               # class conditioning
+    class_names:tuple = None         # class conditioning: a name for each label 0..n_classes-1 (a folder's sub-folders), or None
     context_dim:int = 64             # width of the tokens tau_theta(y)
     text_depth:int = 2               # text conditioning: transformer blocks, heads, max tokens, vocabulary
     text_heads:int = 4
@@ -89,6 +90,12 @@ class LDMConfig:
         check_fields(self, ints=dict(image_size=1, image_channels=1, T=1, concat_channels=1, n_classes=1, context_dim=1,
                                      text_depth=0, text_heads=1, max_length=1, vocab_size=0))
         if self.scale_factor is not None: check_fields(self, floats=dict(scale_factor=(0, None)))
+        if self.class_names is not None:
+            names = self.class_names
+            if (self.conditioning != 'class' or isinstance(names, str) or not all(isinstance(s, str) and s for s in names)
+                    or len(set(names)) != len(names) or len(names) != self.n_classes):
+                raise ValueError(f"class_names (class conditioning) must be {self.n_classes} distinct names, one per label, got {names!r}")
+            self.class_names = tuple(names)                                  # JSON gives a list
         for name, cls in (('autoencoder', AutoencoderConfig), ('unet', UNetConfig)):   # the nested dicts, checked by name now, not at build time
             d = getattr(self, name)
             if not isinstance(d, dict): raise ValueError(f"LDMConfig.{name} must be a dict of {cls.__name__} fields, got {type(d).__name__}")
@@ -105,6 +112,9 @@ class LDMConfig:
         ac = self.autoencoder_config(); uc = self.unet_config(ac.z_channels)   # both sub-configs' own checks (types, ranges), now;
         self.autoencoder = {k: getattr(ac, k) for k in self.autoencoder}   # their values as checked: NumPy numbers and arrays
         self.unet = {k: getattr(uc, k) for k in self.unet}                 # become ints, floats and tuples (JSON, asdict)
+        k = self.downsampling()
+        if self.image_size % k: raise ValueError(f"image_size={self.image_size} must be divisible by {k} (the first stage's f times the UNet's "
+                                                 f"downsampling): {self.image_size // k * k or k} or {(self.image_size // k + 1) * k} would do")
 
     @classmethod
     def from_dict(cls, d:dict) -> 'LDMConfig':
@@ -221,7 +231,10 @@ class LDM(nn.Module):
         if not torch.is_tensor(x) or x.ndim != 4: raise ValueError(f"images must be a (B, C, H, W) tensor, got {type(x).__name__} of shape {tuple(getattr(x, 'shape', ()))}")
         if not x.is_floating_point(): raise ValueError(f"images must be floating point in [-1, 1], got {x.dtype} (scale 0..255 data with x.float() / 127.5 - 1)")
         if len(x) == 0: raise ValueError("got an empty batch of images")
-        if x.shape[1] != c.image_channels: raise ValueError(f"this model takes {c.image_channels}-channel images, got {x.shape[1]} channels")
+        if x.shape[1] != c.image_channels:
+            last = x.shape[-1] == c.image_channels                                # (B, H, W, C), as NumPy and PIL have it
+            raise ValueError(f"this model takes {c.image_channels}-channel images, got {x.shape[1]} channels"
+                             + (f" (shape {tuple(x.shape)}: channels last? x.permute(0, 3, 1, 2) puts them first)" if last else ''))
         self.check_size(x.shape[-2:], diffusion=False)
         if not torch.isfinite(x).all(): raise ValueError("images contain NaN or infinite values")
         lo, hi = x.min().item(), x.max().item()
@@ -333,7 +346,12 @@ def condition(self:LDM, cond, n:int):
     if kind is None: raise ValueError("this LDM is unconditional: it takes no label or prompt")
     is_text = isinstance(cond, str) or (isinstance(cond, (list, tuple)) and len(cond) and isinstance(cond[0], str))
     if kind == 'class':
-        if is_text: raise ValueError("this LDM is class-conditional: pass labels, not a prompt")
+        names = self.config.class_names
+        if is_text and names:                                  # class names (the training folder's sub-folders) stand for their labels
+            unknown = [s for s in ([cond] if isinstance(cond, str) else cond) if s not in names]
+            if unknown: raise ValueError(f"unknown class {unknown[0]!r}: this model's classes are {list(names)}")
+            cond = names.index(cond) if isinstance(cond, str) else [names.index(s) for s in cond]
+        elif is_text: raise ValueError("this LDM is class-conditional: pass labels, not a prompt")
         return self._labels(cond, n)
     if not is_text: raise ValueError("this LDM is text-conditional: pass a prompt, not labels")
     return self._prompts(cond, n)
@@ -401,7 +419,7 @@ LDM.masked_condition, LDM._inpaint_condition = masked_condition, _inpaint_condit
 # %% ../nbs/10_core.ipynb #e646bc42
 @torch.no_grad()
 def sample(self:LDM, n:int=None, # number of images; default: one per label/prompt in `cond`
-           cond=None, # labels (int, list, tensor) or prompts (str, list of str); None: unconditional
+           cond=None, # labels (int, list, tensor), class names (config.class_names), or prompts (str, list of str); None: unconditional
            steps:int=None, # DDIM steps (default 50), DPM-Solver++ steps (default 20); DDPM always runs all T
            sampler:str='ddim', # 'ddim', 'dpm++2m' (DPM-Solver++, second order: fewer steps) or 'ddpm'
            eta:float=None, # DDIM's eta: 0 (default) deterministic, 1 DDPM-like
@@ -441,6 +459,7 @@ def sample(self:LDM, n:int=None, # number of images; default: one per label/prom
     if steps is None: steps = {'ddim': min(50, c.T), 'dpm++2m': min(20, c.T)}.get(sampler, c.T)
     if isinstance(guidance, bool) or not isinstance(guidance, numbers.Real) or not math.isfinite(guidance):
         raise ValueError(f"guidance must be a finite number, got {guidance!r}")
+    if guidance < 0: raise ValueError(f"guidance must be >= 0 (0: unconditional, 1: the conditional model as trained, > 1: stronger), got {guidance:g}")
     guidance = float(guidance)
     if c.conditioning == 'concat':
         if cond is None: raise ValueError("this LDM is conditioned by concatenation: pass cond, the conditioning image (B, C, h, w)")
@@ -460,6 +479,8 @@ def sample(self:LDM, n:int=None, # number of images; default: one per label/prom
             size, n = tuple(cond[0].shape[-2:]), len(cond[0]) if n is None else n
         if guidance != 1.0: raise ValueError("guidance needs a null condition; an inpainting model has none")
     if n is None:
+        if c.conditioning == 'class' and isinstance(cond, (numbers.Number, str)) and _whole(cond) is None and cond not in (c.class_names or ()):
+            raise ValueError(f"class labels must be integers in 0..{c.n_classes - 1}, got {cond!r}")
         if cond is None or isinstance(cond, (numbers.Number, str)): raise ValueError("pass n, the number of images (or a list of labels/prompts)")
         n = len(cond)
     if n < 1: raise ValueError(f"n must be at least 1, got {n}")
@@ -581,6 +602,15 @@ def as_dataset(self:'LDM', data):
             raise ValueError(f"this LDM is {c.conditioning}-conditional: its dataset's items must be (image, condition), got images alone")
         data = _ImagesOnly(data)
     check_dataset(c, data, downsampling=self.downsampling, f=self.f)
+    idx = sorted(set(torch.linspace(0, len(data) - 1, min(len(data), 64)).long().tolist()))   # a spread sample of the items
+    items = [data[i] for i in idx]
+    lo, hi = min(it[0].min().item() for it in items), max(it[0].max().item() for it in items)
+    if lo >= 0 and hi > 0:                                 # no pixel below mid-grey: most likely [0, 1] data
+        warnings.warn(f"the {len(items)} images looked at have values in [{lo:.3g}, {hi:.3g}], none below 0: the model expects [-1, 1] "
+                      f"(x * 2 - 1 maps [0, 1] images there); ignore this if yours are [-1, 1] images without a dark pixel", stacklevel=3)
+    if c.conditioning is None and not isinstance(data, _ImagesOnly) and len({_whole(it[1]) for it in items} - {None}) > 1:
+        warnings.warn("this LDM is unconditional (conditioning=None), so the dataset's class labels are ignored: LDMConfig(conditioning='class', "
+                      "n_classes=...) trains a model that can be asked for a class", stacklevel=3)
     return data
 
 class LatentDataset(Dataset):
@@ -590,6 +620,9 @@ class LatentDataset(Dataset):
         zs, self.conds = [], []
         for i in tqdm(range(0, len(dataset), batch_size), disable=not progress, desc='encode'):
             items = [dataset[j] for j in range(i, min(i + batch_size, len(dataset)))]
+            sizes = {tuple(it[0].shape) for it in items}
+            if len(sizes) > 1: raise ValueError(f"the dataset's images must all have one shape, got {sorted(sizes)[:3]} among items {i}..{i + len(items) - 1}: "
+                                                f"resize them first (ImageFolder does)")
             x = torch.stack([it[0] for it in items]).to(ldm.device)
             zs.append(ldm.encode(x).cpu())
             if ldm.config.conditioning == 'inpaint':              # (image, mask) items: the condition is computed here, once
@@ -669,25 +702,33 @@ LDM.measure_scale_factor, LDM.fit_autoencoder, LDM._ldm_loss_fn, LDM.fit, LDM.as
 
 # %% ../nbs/10_core.ipynb #f634bc91
 def save(self:LDM, path):
-    "Write model.safetensors, tokenizer.json (text models) and config.json into the folder `path`, each file atomically; other files there are left alone."
+    "Write tokenizer.json (text models), model.safetensors and config.json into the folder `path`, each file atomically; other files there are left alone."
+    import hashlib
     from safetensors.torch import save_file
     path = Path(path)
     if path.exists() and not path.is_dir(): raise ValueError(f"{path} is a file; LDM.save writes a folder")
     path.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if not k.startswith('sched.') and k != '_extra_state'}   # s is in config.json
-    atomic_write(path/'model.safetensors', lambda tmp: save_file(weights, str(tmp)))
     if self.tokenizer is not None: atomic_write(path/'tokenizer.json', self.tokenizer.save)
     elif (path/'tokenizer.json').exists(): (path/'tokenizer.json').unlink()      # an earlier text model's, not this one's
+    # the weights carry the config and the tokenizer's digest, so that `load` can tell files of two saves apart (one interrupted)
+    stamp = dict(ldm_config=json.dumps(asdict(self.config), sort_keys=True),
+                 tokenizer_sha256=hashlib.sha256((path/'tokenizer.json').read_bytes()).hexdigest() if self.tokenizer is not None else '')
+    atomic_write(path/'model.safetensors', lambda tmp: save_file(weights, str(tmp), metadata=stamp))
     atomic_write(path/'config.json', lambda tmp: tmp.write_text(json.dumps(asdict(self.config), indent=2)))   # last: it names the rest
     return path
 
 @classmethod
 def load(cls, path, device=None) -> LDM:
     "Rebuild an `LDM` from a folder written by `save` (no pickled code is ever executed)."
+    import hashlib
+    from safetensors import safe_open
     from safetensors.torch import load_file
     path = Path(path)
     if not (path/'config.json').is_file() or not (path/'model.safetensors').is_file():
-        raise FileNotFoundError(f"no LDM checkpoint at {path}: expected config.json and model.safetensors (written by LDM.save)")
+        run = (path/'recipe.json').is_file() or (path/'model'/'config.json').is_file()
+        raise FileNotFoundError(f"no LDM checkpoint at {path}: expected config.json and model.safetensors (written by LDM.save)"
+                                + (f"; {path} is a training folder: LDM.from_run({str(path)!r}) reads it" if run else ''))
     try:
         d = json.loads((path/'config.json').read_text())
         if not isinstance(d, dict): raise ValueError(f"expected a JSON object, got {type(d).__name__}")
@@ -698,8 +739,17 @@ def load(cls, path, device=None) -> LDM:
         if not (path/'tokenizer.json').is_file(): raise FileNotFoundError(f"text-conditional checkpoint {path} lacks tokenizer.json")
         try: tokenizer = TextTokenizer.from_file(path/'tokenizer.json', max_length=config.max_length)
         except Exception as e: raise ValueError(f"corrupt checkpoint {path}: tokenizer.json cannot be read ({e})") from None
-    try: weights = load_file(str(path/'model.safetensors'), device='cpu')
+    try:
+        weights = load_file(str(path/'model.safetensors'), device='cpu')
+        with safe_open(str(path/'model.safetensors'), 'pt') as f: stamp = f.metadata() or {}
     except Exception as e: raise ValueError(f"corrupt checkpoint {path}: model.safetensors cannot be read ({e})") from None
+    if 'ldm_config' in stamp:                                  # written by `save` (older checkpoints carry no stamp)
+        try: same = LDMConfig.from_dict(json.loads(stamp['ldm_config'])) == config
+        except Exception: same = False
+        tok = hashlib.sha256((path/'tokenizer.json').read_bytes()).hexdigest() if tokenizer is not None else ''
+        if not same or stamp.get('tokenizer_sha256', '') != tok:
+            raise ValueError(f"corrupt checkpoint {path}: model.safetensors and {'config.json' if not same else 'tokenizer.json'} come from "
+                             f"two different saves (was LDM.save interrupted?): save the model again")
     try:
         model = cls(config, tokenizer=tokenizer)
         missing, unexpected = model.load_state_dict(weights, strict=False)
@@ -798,7 +848,7 @@ class Recipe:
         r = copy.deepcopy(self)
         r.data = str(Path(folder).expanduser().resolve())
         r.model = LDMConfig.from_dict({**asdict(m), 'image_size': image_size or m.image_size, 'image_channels': channels,
-                                       'n_classes': len(classes) if m.conditioning == 'class' else m.n_classes})
+                                       **(dict(n_classes=len(classes), class_names=tuple(classes)) if m.conditioning == 'class' else {})})
         return r
 
 def digits_model(conditioning:str='class') -> LDMConfig:
@@ -869,6 +919,7 @@ def train_recipe(recipe:Recipe, out, device=None, progress:bool=True):
                              f"train.steps extend it) or choose another output folder")
     data, cfg, tokenizer = recipe.dataset(), copy.deepcopy(recipe.model), None
     check_data(recipe, data)
+    if cfg.conditioning is None: data = _ImagesOnly(data)        # an unconditional recipe on labelled data (digits): the labels are not used
     if rank == 0: atomic_write(out/'recipe.json', lambda tmp: tmp.write_text(json.dumps(recipe.to_dict(), indent=2)))
     if world > 1: torch.distributed.barrier()
     if cfg.conditioning == 'text':

@@ -172,12 +172,13 @@ def image_files(root) -> list:
                   and not any(part.startswith('.') for part in p.relative_to(root).parts))   # .ipynb_checkpoints, macOS ._x.png
 
 def folder_classes(root) -> tuple:
-    "(files, classes, labels) of a folder of images: the classes are its sub-folders, sorted, if every image lies in one; else none, and label 0."
+    "(files, classes, labels) of a folder of images: the classes are its sub-folders (numbered ones in numeric order, then the rest by name) if every image lies in one; else none, and label 0."
     from pathlib import Path
     root, files = Path(root).expanduser(), image_files(root)
     if not files: raise ValueError(f"no image files under {root} (looked for {', '.join(IMAGE_EXTENSIONS)})")
     top = [f.relative_to(root).parts for f in files]
-    classes = sorted({p[0] for p in top}) if all(len(p) > 1 for p in top) else []
+    order = lambda s: (0, int(s), s) if s.isascii() and s.isdigit() else (1, 0, s)   # folders 0, 1, ..., 10: label k is folder k
+    classes = sorted({p[0] for p in top}, key=order) if all(len(p) > 1 for p in top) else []
     index = {c: k for k, c in enumerate(classes)}
     return files, classes, [index[p[0]] if classes else 0 for p in top]
 

@@ -37,12 +37,15 @@ class MaskedImages(Dataset):
     def __len__(self): return len(self.dataset)
     def __getitem__(self, i): return self.dataset[i][0], self.masks[i]
 
-def masked_psnr(x:torch.Tensor, ref:torch.Tensor, mask:torch.Tensor, data_range:float=2.0) -> torch.Tensor:
-    "PSNR in dB over the masked pixels only, per image (B,): how well a hole was filled."
-    if x.shape != ref.shape or mask.shape[0] != x.shape[0] or mask.shape[-2:] != x.shape[-2:]:
+def masked_psnr(x:torch.Tensor, ref:torch.Tensor, mask:torch.Tensor, data_range:float=2.0,
+                pooled:bool=False) -> torch.Tensor: # False: one PSNR per image (B,); True: one over every hole pixel of the batch
+    "PSNR in dB over the masked pixels only: how well a hole was filled."
+    if (x.shape != ref.shape or x.ndim != 4 or mask.ndim != 4 or mask.shape[0] != x.shape[0] or mask.shape[1] not in (1, x.shape[1])
+            or mask.shape[-2:] != x.shape[-2:]):
         raise ValueError(f"masked_psnr needs images of one shape and (B, 1, H, W) masks, got {tuple(x.shape)}, {tuple(ref.shape)}, {tuple(mask.shape)}")
     m = mask.double().expand_as(x)
-    mse = ((x.double() - ref.double()) ** 2 * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1)   # mean over the hole
+    se, area = ((x.double() - ref.double()) ** 2 * m).flatten(1).sum(1), m.flatten(1).sum(1)         # per image: sum m (x - ref)^2, sum m
+    mse = se.sum() / area.sum().clamp_min(1) if pooled else se / area.clamp_min(1)                     # the mean over the hole(s)
     return (10 * torch.log10(data_range ** 2 / mse)).float()                                              # 10 log10(R^2 / MSE_m)
 
 def biharmonic(image:torch.Tensor, mask:torch.Tensor) -> torch.Tensor:

@@ -8,18 +8,31 @@ __all__ = ['psnr', 'gaussian_window', 'ssim', 'gradient_energy_ratio', 'frechet_
            'features', 'photo_labels', 'load_feature_net', 'digits_judge']
 
 # %% ../nbs/08_metrics.ipynb #a5150e98
+import warnings
 import torch
 from torch import nn
 import torch.nn.functional as F
 
 # %% ../nbs/08_metrics.ipynb #c756e44b
-def _check_pair(x:torch.Tensor, y:torch.Tensor, name:str):
+def _check_pair(x:torch.Tensor, y:torch.Tensor, name:str, data_range:float=None):
+    "Refuse what would give a number without meaning: other shapes, channels last, integers, NaN, values far outside `data_range`."
+    if not (torch.is_tensor(x) and torch.is_tensor(y)):
+        raise ValueError(f"{name}: expected two image tensors, got {type(x).__name__} and {type(y).__name__} (torch.as_tensor converts arrays)")
     if x.shape != y.shape: raise ValueError(f"{name}: the two batches must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     if x.ndim != 4: raise ValueError(f"{name}: expected images of shape (B, C, H, W), got {tuple(x.shape)}")
+    if x.shape[1] > 4 and x.shape[-1] <= 4:
+        raise ValueError(f"{name}: expected (B, C, H, W) images, got {tuple(x.shape)}: channels last? x.permute(0, 3, 1, 2) puts them first")
+    if not (x.is_floating_point() and y.is_floating_point()):
+        raise ValueError(f"{name}: expected floating-point images, got {x.dtype} and {y.dtype} (x.float() / 127.5 - 1 maps 0..255 to [-1, 1])")
+    if not (torch.isfinite(x).all() and torch.isfinite(y).all()): raise ValueError(f"{name}: the images contain NaN or infinite values")
+    lo, hi = min(x.min().item(), y.min().item()), max(x.max().item(), y.max().item())
+    if data_range is not None and hi - lo > 2 * data_range:                            # decoded images may overshoot a little; 0..255 against R = 2 may not
+        raise ValueError(f"{name}: the images span [{lo:.3g}, {hi:.3g}], far wider than data_range={data_range:g} (2 for images in [-1, 1]; "
+                         f"pass data_range=255 for 0..255 images)")
 
 def psnr(x:torch.Tensor, y:torch.Tensor, data_range:float=2.0) -> torch.Tensor:
     "PSNR in dB of each image pair, (B,); `data_range` is max - min of the pixel scale (2 for [-1, 1])."
-    _check_pair(x, y, 'psnr')
+    _check_pair(x, y, 'psnr', data_range)
     mse = (x.double() - y.double()).pow(2).flatten(1).mean(1)
     return (10 * torch.log10(data_range ** 2 / mse)).float()              # 10 log10(R^2 / MSE)
 
@@ -33,7 +46,7 @@ def gaussian_window(size:int=11, sigma:float=1.5, dtype=torch.float64) -> torch.
 def ssim(x:torch.Tensor, y:torch.Tensor, data_range:float=2.0, win_size:int=11, sigma:float=1.5,
          k1:float=0.01, k2:float=0.03) -> torch.Tensor:
     "Mean SSIM of each image pair, (B,), with Gaussian-weighted local statistics (valid positions only)."
-    _check_pair(x, y, 'ssim')
+    _check_pair(x, y, 'ssim', data_range)
     if min(x.shape[-2:]) < win_size: raise ValueError(f"ssim: images must be at least {win_size}×{win_size}, got {tuple(x.shape[-2:])}")
     B, C = x.shape[:2]
     w1 = gaussian_window(win_size, sigma).to(x.device)
@@ -62,9 +75,14 @@ def _sqrtm_psd(m:torch.Tensor) -> torch.Tensor:
 
 def frechet_distance(f1:torch.Tensor, f2:torch.Tensor) -> float:
     "Fréchet distance between Gaussians fitted to two feature sets (N1, D) and (N2, D)."
+    f1, f2 = torch.as_tensor(f1), torch.as_tensor(f2)                    # NumPy features too
     if f1.ndim != 2 or f2.ndim != 2 or f1.shape[1] != f2.shape[1]:
         raise ValueError(f"frechet_distance: expected feature matrices (N, D) with the same D, got {tuple(f1.shape)} and {tuple(f2.shape)}")
     if min(len(f1), len(f2)) < 2: raise ValueError("frechet_distance: each set needs at least 2 feature vectors")
+    if not (torch.isfinite(f1).all() and torch.isfinite(f2).all()): raise ValueError("frechet_distance: the features contain NaN or infinite values")
+    if min(len(f1), len(f2)) <= f1.shape[1]:                # the covariance of N <= D vectors is singular: FD is then far from its limit
+        warnings.warn(f"frechet_distance: {min(len(f1), len(f2))} feature vectors for {f1.shape[1]} dimensions; the estimate needs many more "
+                      f"vectors than dimensions to mean much", stacklevel=2)
     f1, f2 = f1.double(), f2.double()
     mu1, mu2 = f1.mean(0), f2.mean(0)
     s1, s2 = torch.cov(f1.T), torch.cov(f2.T)

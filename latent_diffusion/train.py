@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['EMA', 'atomic_write', 'save_checkpoint', 'load_checkpoint', 'TrainConfig', 'check_fields', 'warn_low_precision',
-           'autocast_dtype', 'distributed', 'init_distributed', 'shard', 'random_batches', 'to_device', 'fit',
-           'diffusion_loss', 'digits_unet']
+           'native_bf16', 'autocast_dtype', 'distributed', 'init_distributed', 'shard', 'random_batches', 'to_device',
+           'optimizer_step', 'fit', 'diffusion_loss', 'digits_unet']
 
 # %% ../nbs/05_training.ipynb #2bb592dc
 import copy, math, numbers, os, time, warnings
@@ -122,12 +122,20 @@ def warn_low_precision(model:nn.Module, what:str='model'):
     if low: warnings.warn(f"the {what}'s trainable weights are {' and '.join(low)}: AdamW's and the EMA's small updates round away at that precision; "
                           "keep float32 weights and let TrainConfig.mixed_precision run the fast math in 16 bits (autocast on CUDA)", stacklevel=3)
 
+def native_bf16(device:torch.device) -> bool:
+    "Whether `device` computes in bf16 natively: a GPU of compute capability 8.0 or newer (Ampere, Hopper, ...)."
+    # not torch.cuda.is_bf16_supported(): it says True on a T4 or V100 too, which only emulate bf16 (slowly, and cuDNN has no bf16 convolutions there)
+    return device.type == 'cuda' and torch.cuda.get_device_capability(device)[0] >= 8
+
 def autocast_dtype(device:torch.device, mixed_precision:str='auto'):
-    "The autocast dtype for `device`, or None: mixed precision only on CUDA."
+    "The autocast dtype for `device`, or None: mixed precision only on CUDA; 'auto' is bf16 where the GPU has it natively, else fp16."
     if mixed_precision not in ('auto', 'bf16', 'fp16', 'no'):
         raise ValueError(f"unknown mixed_precision {mixed_precision!r}: expected 'auto', 'bf16', 'fp16' or 'no'")
     if mixed_precision == 'no' or device.type != 'cuda': return None
-    if mixed_precision == 'fp16' or not torch.cuda.is_bf16_supported(): return torch.float16
+    if mixed_precision == 'bf16' and not native_bf16(device):
+        raise ValueError(f"mixed_precision='bf16' needs a GPU of compute capability 8.0 or newer; {device} has "
+                         f"{'.'.join(map(str, torch.cuda.get_device_capability(device)))}: use 'fp16' (with its gradient scaler) or 'auto'")
+    if mixed_precision == 'fp16' or not native_bf16(device): return torch.float16
     return torch.bfloat16
 
 def distributed() -> tuple:
@@ -176,12 +184,23 @@ def to_device(batch, device, channels_last:bool=False):
     return batch
 
 # %% ../nbs/05_training.ipynb #6f14692f
+def optimizer_step(opt:torch.optim.Optimizer, scaler:torch.amp.GradScaler, params, grad_clip:float=0.0) -> bool:
+    "Unscale, clip to norm `grad_clip` (0: no clipping) and apply the gradients; False when the fp16 scaler found inf/nan and skipped the update."
+    if grad_clip:
+        scaler.unscale_(opt)                                                     # clip the true gradients, not the scaled ones
+        nn.utils.clip_grad_norm_(params, grad_clip)                              # g <- g min(1, c / ||g||)
+    scale = scaler.get_scale()
+    scaler.step(opt); scaler.update()
+    return not scaler.is_enabled() or scaler.get_scale() >= scale               # the scale backs off exactly when the step was skipped
+
 def fit(model:nn.Module, loss_fn, # loss_fn(model, batch, generator) -> scalar loss
         dataset, cfg:TrainConfig=None, device=None,
         ckpt_path=None, # checkpoint file: resumed from if it exists, written every cfg.ckpt_every steps
         progress:bool=True,
         meta:dict=None) -> dict: # what the checkpoint must have been written with to be resumed (e.g. the frozen first stage's digest)
     "Train `model` on `dataset` with `loss_fn`. Returns `dict(model, ema, history)`; the EMA model is the one to sample from."
+    if cfg is not None and not isinstance(cfg, TrainConfig):
+        raise ValueError(f"cfg must be a TrainConfig (the autoencoder's AutoencoderTrainConfig is for its own loop), got a {type(cfg).__name__}")
     cfg, device = cfg or TrainConfig(), default_device(device)
     rank, world = distributed()
     if cfg.batch_size % world: raise ValueError(f"batch_size {cfg.batch_size} (the global batch) must be divisible by the {world} processes")
@@ -199,7 +218,7 @@ def fit(model:nn.Module, loss_fn, # loss_fn(model, batch, generator) -> scalar l
     # linear warm-up to cfg.lr, then constant
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(cfg.warmup, 1)))
     amp = autocast_dtype(device, cfg.mixed_precision)
-    scaler = torch.amp.GradScaler('cuda', enabled=amp == torch.float16)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
     ema, g = EMA(model, cfg.ema_decay), torch.Generator().manual_seed(cfg.seed)
     hist, step = dict(loss=[], lr=[], seconds=0.0), 0
     if ckpt_path is not None and Path(ckpt_path).exists():                   # resume exactly where we stopped
@@ -254,12 +273,10 @@ def fit(model:nn.Module, loss_fn, # loss_fn(model, batch, generator) -> scalar l
                 loss = loss_fn(net, batch, noise_g)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
-            if cfg.grad_clip:
-                scaler.unscale_(opt)
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             lr = opt.param_groups[0]['lr']                                       # the rate this step used
-            scaler.step(opt); scaler.update(); sched.step()
-            ema.update(model)
+            if optimizer_step(opt, scaler, model.parameters(), cfg.grad_clip):
+                sched.step(); ema.update(model)                                  # theta_bar <- gamma theta_bar + (1 - gamma) theta
+            else: hist['skipped'] = hist.get('skipped', 0) + 1                   # fp16 overflow: no update, so no warm-up step and no EMA step
             step += 1
             logged = loss.detach().float()
             if world > 1: torch.distributed.all_reduce(logged); logged /= world  # the global batch's loss
