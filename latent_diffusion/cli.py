@@ -211,9 +211,11 @@ def _parser():
 
 
 def _class_label(ldm, label:str) -> int:
-    "--label as a label: a class name of the model (its training folder's sub-folders) first, else an index."
+    "--label as a label: a class name of the model (its training folder's sub-folders), else an index; classes named by numbers take names only."
     names = ldm.config.class_names or ()
     if label in names: return names.index(label)             # folder '1' of folders 1..10 is label 0: the name wins
+    if any(n.isdigit() for n in names):                      # '0' as an index beside a folder named '1' would be ambiguous
+        raise ValueError(f"--label {label!r} is not a class of this model, whose classes are named by numbers: pass one of {', '.join(names)}")
     try: return int(label)
     except ValueError: raise ValueError(f"--label {label!r} is neither a class index nor a class of this model"
                                         + (f" ({', '.join(names)})" if names else ' (it has no class names: pass 0..n_classes-1)')) from None

@@ -901,6 +901,12 @@ def check_data(recipe:Recipe, data):
 def _same_run(before:dict, now:dict) -> bool:
     "Whether recipe `now` continues the run of recipe `before`: equal but for more diffusion steps (and checkpoint spacing)."
     strip = lambda d: {**d, 'train': {k: v for k, v in d['train'].items() if k not in ('steps', 'ckpt_every')}}
+    names = now['model'].get('class_names')
+    if before['model'].get('class_names') is None and names is not None:   # a folder run from before class names were kept:
+        if list(names) != sorted(names):                                  # its labels followed the names sorted as strings
+            raise ValueError(f"this run's classes were numbered in string order ({', '.join(sorted(names))}), numbered folders now sort by "
+                             f"number ({', '.join(names)}): its labels would change meaning; train it into a new folder")
+        before = {**before, 'model': {**before['model'], 'class_names': names}}
     return strip(before) == strip(now) and now['train']['steps'] >= before['train']['steps']
 
 def train_recipe(recipe:Recipe, out, device=None, progress:bool=True):

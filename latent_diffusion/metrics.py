@@ -20,7 +20,7 @@ def _check_pair(x:torch.Tensor, y:torch.Tensor, name:str, data_range:float=None)
         raise ValueError(f"{name}: expected two image tensors, got {type(x).__name__} and {type(y).__name__} (torch.as_tensor converts arrays)")
     if x.shape != y.shape: raise ValueError(f"{name}: the two batches must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     if x.ndim != 4: raise ValueError(f"{name}: expected images of shape (B, C, H, W), got {tuple(x.shape)}")
-    if x.shape[1] > 4 and x.shape[-1] <= 4:
+    if x.shape[1] > 4 and x.shape[-1] in (1, 3, 4) and x.shape[-2] > 4:      # (B, H, W, C) images; 8-channel 4×4 latents pass
         raise ValueError(f"{name}: expected (B, C, H, W) images, got {tuple(x.shape)}: channels last? x.permute(0, 3, 1, 2) puts them first")
     if not (x.is_floating_point() and y.is_floating_point()):
         raise ValueError(f"{name}: expected floating-point images, got {x.dtype} and {y.dtype} (x.float() / 127.5 - 1 maps 0..255 to [-1, 1])")

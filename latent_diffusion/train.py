@@ -77,7 +77,7 @@ class TrainConfig:
     warmup:int = 100                 # steps of linear learning-rate warm-up
     grad_clip:float = 1.0            # max gradient norm; 0 disables clipping
     ema_decay:float = 0.999
-    mixed_precision:str = 'auto'     # 'auto' (bf16 on CUDA where supported, else fp16), 'bf16', 'fp16' or 'no'
+    mixed_precision:str = 'auto'     # 'auto' (CUDA: bf16 on compute capability >= 8.0, else fp16), 'bf16', 'fp16' or 'no'
     channels_last:str = 'auto'       # NHWC memory layout for convolutions: 'auto' (on CUDA), True or False
     compile:str = None               # a torch.compile backend ('inductor'), or None: eager PyTorch
     tf32:bool = True                 # TF32 matmuls and convolutions on CUDA (Ampere and newer)

@@ -18,7 +18,7 @@ from .elbo import timestep_embedding
 
 # %% ../nbs/03_unet.ipynb #3fa2141b
 def group_norm(ch:int, groups:int=32, eps:float=1e-6) -> nn.GroupNorm:
-    "GroupNorm with `groups` groups, or the largest divisor of `ch` below it for narrow layers."
+    "GroupNorm with gcd(`groups`, `ch`) groups: `groups` where it divides `ch`, fewer for narrow or odd widths."
     return nn.GroupNorm(math.gcd(groups, ch), ch, eps=eps)
 
 def zero_module(m:nn.Module) -> nn.Module:
