@@ -131,7 +131,7 @@ def demo(out='demo', # output folder: samples.png, metrics.json, model/ and the 
     if not fast:
         clf = digits_judge(device=device, progress=progress, seed=seed).to(device)   # trained on the built-in training digits
         m['classifier_accuracy_held_out'] = round((predict(clf, test.images) == test.labels).float().mean().item(), 4)
-        m['samples_of_requested_class'] = round((predict(clf, x) == labels).float().mean().item(), 4)
+        m['samples_of_requested_class'] = round((predict(clf, x) == labels).float().mean().item(), 4)   # (1/n) sum_i 1[judge(x_i) = y_i]
     _write_json(out/'metrics.json', m)
     return m
 

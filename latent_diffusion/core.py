@@ -608,6 +608,10 @@ def as_dataset(self:'LDM', data):
     if lo >= 0 and hi > 0:                                 # no pixel below mid-grey: most likely [0, 1] data
         warnings.warn(f"the {len(items)} images looked at have values in [{lo:.3g}, {hi:.3g}], none below 0: the model expects [-1, 1] "
                       f"(x * 2 - 1 maps [0, 1] images there); ignore this if yours are [-1, 1] images without a dark pixel", stacklevel=3)
+    if c.conditioning == 'text' and self.tokenizer is not None:   # captions the tokenizer cannot read whole: the model learns from [UNK]s or cut text
+        probs = self.tokenizer.problems(list(dict.fromkeys(it[1] for it in items)))
+        if probs: warnings.warn(f"{len(probs)} problem(s) in the {len(items)} captions looked at, which the model will not see whole, e.g. caption "
+                                f"{probs[0]} (train the tokenizer on these captions: TextTokenizer.train)", stacklevel=3)
     if c.conditioning is None and not isinstance(data, _ImagesOnly) and len({_whole(it[1]) for it in items} - {None}) > 1:
         warnings.warn("this LDM is unconditional (conditioning=None), so the dataset's class labels are ignored: LDMConfig(conditioning='class', "
                       "n_classes=...) trains a model that can be asked for a class", stacklevel=3)
@@ -670,9 +674,9 @@ def _ldm_loss_fn(self:LDM):
     c = self.config
     def loss_fn(model, batch, g):                          # model is self.eps_model (or its DDP wrapper), trained by the loop
         z0, y = batch
-        if c.conditioning == 'class': y = drop_labels(torch.as_tensor(y).to(z0.device).long(), c.p_uncond, c.n_classes, g)   # uint8 labels too
+        if c.conditioning == 'class': y = drop_labels(torch.as_tensor(y).to(z0.device).long(), c.p_uncond, c.n_classes, g)   # y~ = null (label K) if u < p_uncond; uint8 labels too
         elif c.conditioning == 'text':
-            keep = torch.rand(len(y), generator=g) >= c.p_uncond
+            keep = torch.rand(len(y), generator=g) >= c.p_uncond   # the caption is kept unless u_i < p_uncond: then the empty one
             y = tuple(v.to(z0.device) for v in self.tokenizer([p if k else '' for p, k in zip(y, keep)]))
         elif c.conditioning in ('concat', 'inpaint'): y = y.to(z0.device)   # the spatial condition, never dropped
         else: y = None

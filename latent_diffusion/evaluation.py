@@ -7,7 +7,7 @@ __all__ = ['FEATURES', 'probabilities', 'sample_metrics', 'evaluate', 'time_it',
            'PixelSpace']
 
 # %% ../nbs/17_experiments.ipynb #71a139c0
-import time
+import statistics, time
 from pathlib import Path
 import torch
 from .core import LDM
@@ -67,7 +67,7 @@ def time_it(fn, reps:int=5, warmup:int=2, device=None) -> float:
     times = []
     for _ in range(reps):
         sync(); t0 = time.perf_counter(); fn(); sync(); times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
+    return statistics.median(times)
 
 def train_step_fn(net, x:torch.Tensor, *args, lr:float=1e-4):
     "A closure doing one optimizer step (forward, MSE to a fixed target, backward, AdamW) of `net(x, *args)`, for `time_it`."
