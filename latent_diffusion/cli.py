@@ -162,7 +162,7 @@ def _parser():
     s.add_argument('--ckpt', required=True, help='a model folder (written by LDM.save) or a training folder (its model/, or mid-run its latest checkpoints)')
     s.add_argument('--n', type=int, default=16, help='number of images (default 16)')
     c = s.add_mutually_exclusive_group()
-    c.add_argument('--label', help="class (class-conditional models): its index, or its name (a sub-folder of the training folder)")
+    c.add_argument('--label', help="class (class-conditional models): its name (a sub-folder of the training folder) or its index (names only when the classes are numbered folders)")
     c.add_argument('--prompt', help='caption (text-conditional models)')
     s.add_argument('--negative', help='negative prompt: replaces the empty prompt in guidance')
     s.add_argument('--steps', type=int, default=None, help='sampler steps (DDIM: default 50; dpm++2m: default 20; DDPM always runs all T)')
@@ -214,7 +214,7 @@ def _class_label(ldm, label:str) -> int:
     "--label as a label: a class name of the model (its training folder's sub-folders), else an index; classes named by numbers take names only."
     names = ldm.config.class_names or ()
     if label in names: return names.index(label)             # folder '1' of folders 1..10 is label 0: the name wins
-    if any(n.isdigit() for n in names):                      # '0' as an index beside a folder named '1' would be ambiguous
+    if any(n.isascii() and n.isdigit() for n in names):      # '0' as an index beside a folder named '1' would be ambiguous
         raise ValueError(f"--label {label!r} is not a class of this model, whose classes are named by numbers: pass one of {', '.join(names)}")
     try: return int(label)
     except ValueError: raise ValueError(f"--label {label!r} is neither a class index nor a class of this model"

@@ -609,6 +609,8 @@ def as_dataset(self:'LDM', data):
         warnings.warn(f"the {len(items)} images looked at have values in [{lo:.3g}, {hi:.3g}], none below 0: the model expects [-1, 1] "
                       f"(x * 2 - 1 maps [0, 1] images there); ignore this if yours are [-1, 1] images without a dark pixel", stacklevel=3)
     if c.conditioning == 'text' and self.tokenizer is not None:   # captions the tokenizer cannot read whole: the model learns from [UNK]s or cut text
+        bad = next((i for i, it in zip(idx, items) if not isinstance(it[1], str)), None)
+        if bad is not None: raise ValueError(f"item {bad}'s caption is a {type(data[bad][1]).__name__}: a text-conditional LDM trains on captions (str)")
         probs = self.tokenizer.problems(list(dict.fromkeys(it[1] for it in items)))
         if probs: warnings.warn(f"{len(probs)} problem(s) in the {len(items)} captions looked at, which the model will not see whole, e.g. caption "
                                 f"{probs[0]} (train the tokenizer on these captions: TextTokenizer.train)", stacklevel=3)
@@ -906,12 +908,13 @@ def _same_run(before:dict, now:dict) -> bool:
     "Whether recipe `now` continues the run of recipe `before`: equal but for more diffusion steps (and checkpoint spacing)."
     strip = lambda d: {**d, 'train': {k: v for k, v in d['train'].items() if k not in ('steps', 'ckpt_every')}}
     names = now['model'].get('class_names')
-    if before['model'].get('class_names') is None and names is not None:   # a folder run from before class names were kept:
-        if list(names) != sorted(names):                                  # its labels followed the names sorted as strings
-            raise ValueError(f"this run's classes were numbered in string order ({', '.join(sorted(names))}), numbered folders now sort by "
-                             f"number ({', '.join(names)}): its labels would change meaning; train it into a new folder")
-        before = {**before, 'model': {**before['model'], 'class_names': names}}
-    return strip(before) == strip(now) and now['train']['steps'] >= before['train']['steps']
+    renamed = before['model'].get('class_names') is None and names is not None and now['data'] not in DATASETS
+    if renamed: before = {**before, 'model': {**before['model'], 'class_names': names}}   # a folder run from before class names were kept
+    same = strip(before) == strip(now) and now['train']['steps'] >= before['train']['steps']
+    if same and renamed and list(names) != sorted(names):                # its labels followed the names sorted as strings
+        raise ValueError(f"this run's classes were numbered in string order ({', '.join(sorted(names))}), numbered folders now sort by "
+                         f"number ({', '.join(names)}): its labels would change meaning; train it into a new folder")
+    return same
 
 def train_recipe(recipe:Recipe, out, device=None, progress:bool=True):
     "Train both stages of `recipe` into the folder `out` (resuming from its checkpoints); returns (LDM, logs)."
