@@ -158,6 +158,7 @@ def _parser():
     t.add_argument('--image-size', type=int, default=None, help="with --data: train at N×N (default: the recipe's size)")
     t.add_argument('--channels', type=int, choices=(1, 3), default=None, help='with --data: 1 or 3 (default: 1 if every image is grayscale)')
     t.add_argument('--seed', type=int, default=None, help="seed of both stages (default: the recipe's)")
+    t.add_argument('--grad-accum', type=int, default=None, help="split each diffusion step's batch into N micro-batches (less memory, the same step)")
     s = sub.add_parser('sample', help='draw images from a trained model')
     s.add_argument('--ckpt', required=True, help='a model folder (written by LDM.save) or a training folder (its model/, or mid-run its latest checkpoints)')
     s.add_argument('--n', type=int, default=16, help='number of images (default 16)')
@@ -277,6 +278,10 @@ def main(argv=None):
             elif a.image_size is not None or a.channels is not None: raise ValueError("--image-size and --channels go with --data")
             if a.seed is not None and a.seed < 0: raise ValueError(f"--seed must be >= 0, got {a.seed}")
             if a.seed is not None: recipe.train.seed = recipe.autoencoder_train.seed = a.seed
+            if a.grad_accum is not None:
+                if a.grad_accum < 1 or recipe.train.batch_size % a.grad_accum:
+                    raise ValueError(f"--grad-accum must divide the recipe's batch size {recipe.train.batch_size}, got {a.grad_accum}")
+                recipe.train.grad_accum = a.grad_accum
             t0 = time.time()
             ldm, logs = train_recipe(recipe, a.out, device=a.device)
             loss = logs['diffusion']['loss']

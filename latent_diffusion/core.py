@@ -905,8 +905,8 @@ def check_data(recipe:Recipe, data):
     except ValueError as e: raise ValueError(f"recipe: {e}") from None
 
 def _same_run(before:dict, now:dict) -> bool:
-    "Whether recipe `now` continues the run of recipe `before`: equal but for more diffusion steps (and checkpoint spacing)."
-    strip = lambda d: {**d, 'train': {k: v for k, v in d['train'].items() if k not in ('steps', 'ckpt_every')}}
+    "Whether recipe `now` continues the run of recipe `before`: equal but for more diffusion steps (and checkpoint spacing, micro-batches)."
+    strip = lambda d: {**d, 'train': {k: v for k, v in d['train'].items() if k not in ('steps', 'ckpt_every', 'grad_accum')}}
     names = now['model'].get('class_names')
     renamed = before['model'].get('class_names') is None and names is not None and now['data'] not in DATASETS
     if renamed: before = {**before, 'model': {**before['model'], 'class_names': names}}   # a folder run from before class names were kept

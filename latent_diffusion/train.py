@@ -8,7 +8,7 @@ __all__ = ['EMA', 'atomic_write', 'save_checkpoint', 'load_checkpoint', 'TrainCo
            'optimizer_step', 'fit', 'diffusion_loss', 'digits_unet']
 
 # %% ../nbs/05_training.ipynb #2bb592dc
-import copy, math, numbers, os, time, warnings
+import contextlib, copy, math, numbers, os, time, warnings
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import torch
@@ -81,13 +81,16 @@ class TrainConfig:
     channels_last:str = 'auto'       # NHWC memory layout for convolutions: 'auto' (on CUDA), True or False
     compile:str = None               # a torch.compile backend ('inductor'), or None: eager PyTorch
     tf32:bool = True                 # TF32 matmuls and convolutions on CUDA (Ampere and newer)
+    grad_accum:int = 1               # micro-batches per optimizer step: batch_size stays the step's batch, 1/grad_accum of it in memory at once
     ckpt_every:int = 500             # checkpoint every this many steps (and at the end)
     seed:int = 0
 
     def __post_init__(self):
-        check_fields(self, ints=dict(steps=0, batch_size=1, warmup=0, ckpt_every=1, seed=0),
+        check_fields(self, ints=dict(steps=0, batch_size=1, warmup=0, ckpt_every=1, seed=0, grad_accum=1),
                      floats=dict(lr=(0, None), weight_decay=[0, None], grad_clip=[0, None], ema_decay=[0, 1]))
         autocast_dtype(torch.device('cpu'), self.mixed_precision)                 # the choices are checked here, before any training
+        if self.batch_size % self.grad_accum:
+            raise ValueError(f"TrainConfig.batch_size {self.batch_size} must be divisible by grad_accum {self.grad_accum} (equal micro-batches)")
         if not (self.channels_last == 'auto' or self.channels_last is True or self.channels_last is False):
             raise ValueError(f"TrainConfig.channels_last must be 'auto', True or False, got {self.channels_last!r}")
         if self.compile is not None and (not isinstance(self.compile, str) or not self.compile):
@@ -203,16 +206,17 @@ def fit(model:nn.Module, loss_fn, # loss_fn(model, batch, generator) -> scalar l
         raise ValueError(f"cfg must be a TrainConfig (the autoencoder's AutoencoderTrainConfig is for its own loop), got a {type(cfg).__name__}")
     cfg, device = cfg or TrainConfig(), default_device(device)
     rank, world = distributed()
-    if cfg.batch_size % world: raise ValueError(f"batch_size {cfg.batch_size} (the global batch) must be divisible by the {world} processes")
+    if cfg.batch_size % (world * cfg.grad_accum):
+        raise ValueError(f"batch_size {cfg.batch_size} (the global batch) must be divisible by the {world} processes times grad_accum {cfg.grad_accum}")
     warn_low_precision(model)
     nhwc = cfg.channels_last is True or (cfg.channels_last == 'auto' and device.type == 'cuda')
     model.to(device).train()
     if nhwc: model.to(memory_format=torch.channels_last)
-    net = model
+    net = ddp = model
     if world > 1:                                                            # torchrun: one process per device, gradients averaged
         from torch.nn.parallel import DistributedDataParallel
-        net = DistributedDataParallel(model, device_ids=[device.index if device.index is not None else torch.cuda.current_device()]
-                                      if device.type == 'cuda' else None)
+        net = ddp = DistributedDataParallel(model, device_ids=[device.index if device.index is not None else torch.cuda.current_device()]
+                                            if device.type == 'cuda' else None)
     if cfg.compile: net = torch.compile(net, backend=cfg.compile)             # the weights stay `model`'s: checkpoints are unchanged
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # linear warm-up to cfg.lr, then constant
@@ -268,11 +272,16 @@ def fit(model:nn.Module, loss_fn, # loss_fn(model, batch, generator) -> scalar l
         bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, desc='train')
         t0 = time.time()
         while step < cfg.steps:
-            batch = to_device(shard(next(data), rank, world), device, nhwc)      # the global batch is drawn alike everywhere; each keeps its share
-            with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-                loss = loss_fn(net, batch, noise_g)
+            batch = shard(next(data), rank, world)                              # the global batch is drawn alike everywhere; each keeps its share
             opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            loss, k = 0.0, cfg.grad_accum
+            for i in range(k):                                                  # k equal micro-batches: the mean of their means is the batch's mean
+                last = i == k - 1
+                with (ddp.no_sync() if world > 1 and not last else contextlib.nullcontext()):   # DDP averages the gradients once, after the last
+                    with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+                        part = loss_fn(net, to_device(shard(batch, i, k), device, nhwc), noise_g) / k
+                    scaler.scale(part).backward()                               # gradients add up over the micro-batches
+                loss = loss + part.detach()
             lr = opt.param_groups[0]['lr']                                       # the rate this step used
             if optimizer_step(opt, scaler, model.parameters(), cfg.grad_clip):
                 sched.step(); ema.update(model)                                  # theta_bar <- gamma theta_bar + (1 - gamma) theta
