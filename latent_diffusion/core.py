@@ -924,6 +924,8 @@ def train_recipe(recipe:Recipe, out, device=None, progress:bool=True):
     now = json.loads(json.dumps(recipe.to_dict()))               # the recipe as recipe.json will hold it
     Recipe.from_dict(now)                                         # every field checked again (it may have been set after construction) before anything is written
     rank, world = distributed()                             # under torchrun: rank 0 checks and writes, the others wait and read
+    if recipe.train.batch_size % (world * recipe.train.grad_accum):   # refused now, not after stage 1 has trained
+        raise ValueError(f"train.batch_size {recipe.train.batch_size} must be divisible by the {world} processes times grad_accum {recipe.train.grad_accum}")
     if rank == 0 and (out/'recipe.json').exists():
         try: before = json.loads(json.dumps(Recipe.from_dict(json.loads((out/'recipe.json').read_text())).to_dict()))   # defaults filled in:
         except (json.JSONDecodeError, ValueError): before = None                                  # new fields don't count as changes

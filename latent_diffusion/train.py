@@ -205,6 +205,7 @@ def fit(model:nn.Module, loss_fn, # loss_fn(model, batch, generator) -> scalar l
     if cfg is not None and not isinstance(cfg, TrainConfig):
         raise ValueError(f"cfg must be a TrainConfig (the autoencoder's AutoencoderTrainConfig is for its own loop), got a {type(cfg).__name__}")
     cfg, device = cfg or TrainConfig(), default_device(device)
+    cfg.__post_init__()                                                      # fields set after the config was built are checked too
     rank, world = distributed()
     if cfg.batch_size % (world * cfg.grad_accum):
         raise ValueError(f"batch_size {cfg.batch_size} (the global batch) must be divisible by the {world} processes times grad_accum {cfg.grad_accum}")
