@@ -15,7 +15,7 @@ from torch import nn
 import torch.nn.functional as F
 from einops import rearrange
 from .unet import ResBlock, SelfAttention2d, Downsample, Upsample, group_norm
-from .train import check_fields, autocast_dtype
+from .train import check_fields, autocast_dtype, tf32_matmuls
 
 # %% ../nbs/09_autoencoder.ipynb #473c6d33
 @dataclass
@@ -332,12 +332,10 @@ def train_autoencoder(ae:Autoencoder, dataset, cfg:AutoencoderTrainConfig=None, 
             for pg in opt.param_groups: pg['lr'] = cfg.lr                     # this call's rate, not the checkpoint's
     amp = autocast_dtype(device, cfg.mixed_precision) if dtype == torch.float32 else None   # a float64 model runs as it is
     if amp == torch.float16: amp = None                     # 'auto' on a GPU without native bf16 (a T4): fp32, not unscaled fp16
-    autocast = lambda: torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None)
+    autocast = lambda: torch.autocast(device.type, dtype=amp, enabled=amp is not None)
     data = random_batches(dataset, cfg.batch_size, g)
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc='autoencoder')
-    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32   # restored afterwards, as in `fit`
-    try:
-        if device.type == 'cuda' and cfg.tf32: torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    with tf32_matmuls(device, cfg.tf32):                    # restored afterwards, as in `fit`
         while step < cfg.steps:
             x = next(data)[0].to(device, dtype)
             # generator step: E, D (and the codebook) against L_rec, L_reg and -L_adv
@@ -358,7 +356,6 @@ def train_autoencoder(ae:Autoencoder, dataset, cfg:AutoencoderTrainConfig=None, 
                                                 **(dict(cuda_rng=torch.cuda.get_rng_state(device)) if device.type == 'cuda' else {}),
                                                 config=asdict(ae.config), train_config=asdict(cfg)))
         bar.close()
-    finally: torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
     opt_ae.zero_grad(set_to_none=True); opt_d.zero_grad(set_to_none=True)   # free the last step's gradients
     return dict(ae=ae.eval(), disc=disc, logs=logs)
 

@@ -609,8 +609,8 @@ def as_dataset(self:'LDM', data):
         warnings.warn(f"the {len(items)} images looked at have values in [{lo:.3g}, {hi:.3g}], none below 0: the model expects [-1, 1] "
                       f"(x * 2 - 1 maps [0, 1] images there); ignore this if yours are [-1, 1] images without a dark pixel", stacklevel=3)
     if c.conditioning == 'text' and self.tokenizer is not None:   # captions the tokenizer cannot read whole: the model learns from [UNK]s or cut text
-        bad = next((i for i, it in zip(idx, items) if not isinstance(it[1], str)), None)
-        if bad is not None: raise ValueError(f"item {bad}'s caption is a {type(data[bad][1]).__name__}: a text-conditional LDM trains on captions (str)")
+        bad = next(((i, it[1]) for i, it in zip(idx, items) if not isinstance(it[1], str)), None)
+        if bad: raise ValueError(f"item {bad[0]}'s caption is a {type(bad[1]).__name__}: a text-conditional LDM trains on captions (str)")
         probs = self.tokenizer.problems(list(dict.fromkeys(it[1] for it in items)))
         if probs: warnings.warn(f"{len(probs)} problem(s) in the {len(items)} captions looked at, which the model will not see whole, e.g. caption "
                                 f"{probs[0]} (train the tokenizer on these captions: TextTokenizer.train)", stacklevel=3)

@@ -25,8 +25,9 @@ def _check_pair(x:torch.Tensor, y:torch.Tensor, name:str, data_range:float=None)
     if not (x.is_floating_point() and y.is_floating_point()):
         raise ValueError(f"{name}: expected floating-point images, got {x.dtype} and {y.dtype} (x.float() / 127.5 - 1 maps 0..255 to [-1, 1])")
     if not (torch.isfinite(x).all() and torch.isfinite(y).all()): raise ValueError(f"{name}: the images contain NaN or infinite values")
+    if data_range is None: return
     lo, hi = min(x.min().item(), y.min().item()), max(x.max().item(), y.max().item())
-    if data_range is not None and hi - lo > 2 * data_range:                            # decoded images may overshoot a little; 0..255 against R = 2 may not
+    if hi - lo > 2 * data_range:                                            # decoded images may overshoot a little; 0..255 against R = 2 may not
         raise ValueError(f"{name}: the images span [{lo:.3g}, {hi:.3g}], far wider than data_range={data_range:g} (2 for images in [-1, 1]; "
                          f"pass data_range=255 for 0..255 images)")
 

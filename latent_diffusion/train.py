@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['EMA', 'atomic_write', 'save_checkpoint', 'load_checkpoint', 'TrainConfig', 'check_fields', 'warn_low_precision',
-           'native_bf16', 'autocast_dtype', 'distributed', 'init_distributed', 'shard', 'random_batches', 'to_device',
-           'optimizer_step', 'fit', 'diffusion_loss', 'digits_unet']
+           'native_bf16', 'tf32_matmuls', 'autocast_dtype', 'distributed', 'init_distributed', 'shard',
+           'random_batches', 'to_device', 'optimizer_step', 'fit', 'diffusion_loss', 'digits_unet']
 
 # %% ../nbs/05_training.ipynb #2bb592dc
 import contextlib, copy, math, numbers, os, time, warnings
@@ -129,6 +129,15 @@ def native_bf16(device:torch.device) -> bool:
     "Whether `device` computes in bf16 natively: a GPU of compute capability 8.0 or newer (Ampere, Hopper, ...)."
     # not torch.cuda.is_bf16_supported(): it says True on a T4 or V100 too, which only emulate bf16 (slowly, and cuDNN has no bf16 convolutions there)
     return device.type == 'cuda' and torch.cuda.get_device_capability(device)[0] >= 8
+
+@contextlib.contextmanager
+def tf32_matmuls(device:torch.device, on:bool=True):
+    "Inside: TF32 matmuls and convolutions on CUDA (when `on`); the caller's settings come back afterwards, also on error."
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        if device.type == 'cuda' and on: torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        yield
+    finally: torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 def autocast_dtype(device:torch.device, mixed_precision:str='auto'):
     "The autocast dtype for `device`, or None: mixed precision only on CUDA; 'auto' is bf16 where the GPU has it natively, else fp16."
@@ -266,9 +275,7 @@ def fit(model:nn.Module, loss_fn, # loss_fn(model, batch, generator) -> scalar l
                                         model_config=asdict(model.config) if hasattr(model, 'config') else {}))
         if world > 1: torch.distributed.barrier()                           # nobody runs ahead of a checkpoint being written
 
-    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32   # restored afterwards: the caller's other matmuls keep their precision
-    try:
-        if device.type == 'cuda' and cfg.tf32: torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    with tf32_matmuls(device, cfg.tf32):                                      # restored afterwards: the caller's other matmuls keep their precision
         data = random_batches(dataset, cfg.batch_size, g)
         bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, desc='train')
         t0 = time.time()
@@ -297,7 +304,6 @@ def fit(model:nn.Module, loss_fn, # loss_fn(model, batch, generator) -> scalar l
                 hist['seconds'] += time.time() - t0; t0 = time.time()
                 checkpoint()
         bar.close()
-    finally: torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
     opt.zero_grad(set_to_none=True)                                  # the last step's gradients: a copy of the weights, no longer needed
     return dict(model=model, ema=ema.model, history=hist)
 
