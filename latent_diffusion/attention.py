@@ -44,8 +44,10 @@ class MultiHeadAttention(nn.Module):
         if ctx.ndim != 3 or ctx.shape[-1] != self.context_dim or ctx.shape[0] != x.shape[0]:
             raise ValueError(f"context must be ({x.shape[0]}, M, {self.context_dim}), got {tuple(ctx.shape)}")
         if mask is not None:
-            if mask.shape != ctx.shape[:2]: raise ValueError(f"mask must be {tuple(ctx.shape[:2])}, got {tuple(mask.shape)}")
-            if not mask.any(1).all(): raise ValueError("every example needs at least one unmasked context token")
+            if mask.shape != ctx.shape[:2] or mask.dtype != torch.bool:      # a float mask would be added to the logits
+                raise ValueError(f"mask must be a bool tensor {tuple(ctx.shape[:2])}, got {mask.dtype} {tuple(mask.shape)}")
+            # that every row keeps a token is checked once per call by the UNet and the text encoder, not here:
+            # reading the mask's values is a host-device sync, which in every layer would stall a GPU
             mask = mask[:, None, None, :]                               # (B, 1, 1, M): broadcast over heads, queries
         if causal:
             tril = torch.ones(x.shape[1], ctx.shape[1], dtype=torch.bool, device=x.device).tril()   # j <= i

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from .attention import MultiHeadAttention, FeedForward
+from .unet import check_mask
 
 # %% ../nbs/07_conditioning.ipynb #7be51fb6
 class ClassEmbedder(nn.Module):
@@ -133,6 +134,7 @@ class TextEncoder(nn.Module):
     def forward(self, ids, mask=None):                  # ids: (B, L) long, mask: (B, L) bool -> (B, L, dim)
         if ids.ndim != 2 or ids.shape[1] > self.max_length:
             raise ValueError(f"ids must be (B, L) with L <= {self.max_length}, got {tuple(ids.shape)}")
+        if mask is not None: check_mask(mask, ids.shape)                # once here, not in every layer
         x = self.token(ids) + self.position[:ids.shape[1]]
         for block in self.blocks: x = block(x, mask)
         return self.norm(x)

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['group_norm', 'zero_module', 'TimestepEmbedding', 'ResBlock', 'SelfAttention2d', 'Downsample', 'Upsample',
-           'UNetConfig', 'UNet', 'unet_summary', 'params_per_level']
+           'UNetConfig', 'check_mask', 'UNet', 'unet_summary', 'params_per_level']
 
 # %% ../nbs/03_unet.ipynb #4ef9b45c
 import math
@@ -133,6 +133,13 @@ class UNetConfig:
     def downsampling(self) -> int: return 2 ** (len(self.channel_mult) - 1)
 
 # %% ../nbs/03_unet.ipynb #d7d17c49
+def check_mask(mask, shape, name='mask'):
+    "Refuse a key mask that is not a bool tensor of `shape` (B, M), or that leaves an example no token to attend to."
+    if mask.shape != tuple(shape) or mask.dtype != torch.bool:        # a float mask would be added to the logits
+        raise ValueError(f"{name} must be a bool tensor {tuple(shape)}, True for real tokens; got {mask.dtype} {tuple(mask.shape)}")
+    empty = (~mask.any(1)).nonzero()                                  # one host-device sync per call, not per layer
+    if len(empty): raise ValueError(f"{name} leaves example {int(empty[0])} with no token to attend to (softmax over no keys)")
+
 class UNet(nn.Module):
     "The noise predictor $\\boldsymbol\\epsilon_\\theta(\\mathbf{x}_t, t)$: a UNet with timestep embedding and self-attention."
     def __init__(self, config:UNetConfig=None, **kwargs):  # a config, or its fields as keywords
@@ -180,8 +187,7 @@ class UNet(nn.Module):
             if context is None: raise ValueError(f"this UNet is conditional (context_dim={c.context_dim}): pass context (B, M, {c.context_dim})")
             if context.ndim != 3 or context.shape[0] != x.shape[0] or context.shape[2] != c.context_dim:
                 raise ValueError(f"context must be ({x.shape[0]}, M, {c.context_dim}), got {tuple(context.shape)}")
-            if context_mask is not None and context_mask.shape != context.shape[:2]:
-                raise ValueError(f"context_mask must be {tuple(context.shape[:2])}, got {tuple(context_mask.shape)}")
+            if context_mask is not None: check_mask(context_mask, context.shape[:2], 'context_mask')
         if x.ndim != 4: raise ValueError(f"x must be (B, C, H, W), got shape {tuple(x.shape)}")
         w = self.input_conv.weight
         if not x.is_floating_point(): raise ValueError(f"x must be a floating-point tensor, got {x.dtype}")
