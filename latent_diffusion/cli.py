@@ -166,10 +166,15 @@ def _parser():
     c.add_argument('--label', help="class (class-conditional models): its name (a sub-folder of the training folder) or its index (names only when the classes are numbered folders)")
     c.add_argument('--prompt', help='caption (text-conditional models)')
     s.add_argument('--negative', help='negative prompt: replaces the empty prompt in guidance')
-    s.add_argument('--steps', type=int, default=None, help='sampler steps (DDIM: default 50; dpm++2m: default 20; DDPM always runs all T)')
-    s.add_argument('--sampler', default='ddim', help='ddim (default), dpm++2m (DPM-Solver++: second order, good in 20 steps) or ddpm')
-    s.add_argument('--eta', type=float, default=None, help="DDIM's eta (default 0; DDPM and dpm++2m take none)")
-    s.add_argument('--batch-size', type=int, default=None, help='sample this many images at a time (default: all --n at once); the images do not depend on it (each is seeded by --seed and its index)')
+    def sampler_flags(q, batch_default=None):                   # the same sampling flags on every command that samples
+        q.add_argument('--steps', type=int, default=None, help='sampler steps (DDIM: default 50; dpm++2m: default 20; at most T; DDPM always runs all T)')
+        q.add_argument('--sampler', default='ddim', help='ddim (default), dpm++2m (DPM-Solver++: second order, good in 20 steps) or ddpm')
+        q.add_argument('--eta', type=float, default=None, help="DDIM's eta (default 0; DDPM and dpm++2m take none)")
+        q.add_argument('--batch-size', type=int, default=batch_default, help=f'sample this many images at a time (default: {batch_default or "all at once"}); '
+                       'the images do not depend on it (each is seeded by --seed and its index)')
+        q.add_argument('--mixed-precision', default='auto', choices=('auto', 'bf16', 'fp16', 'no'),
+                       help="autocast of an fp32 model on CUDA: auto (default: bf16 on compute capability >= 8.0, else fp16) or no (fp32); a CPU samples in fp32")
+    sampler_flags(s)
     s.add_argument('--guidance', type=float, default=1.0, help='classifier-free guidance scale (default 1: none)')
     s.add_argument('--size', type=_size, default=None, help='N or HxW (default: the training size)')
     s.add_argument('--out', required=True, help='output folder for NNNN.png and grid.png')
@@ -177,7 +182,7 @@ def _parser():
         q = sub.add_parser(name, help=help)
         q.add_argument('--ckpt', required=True, help=f'{what} model folder, or a training folder (its model/, or mid-run its latest checkpoints)')
         q.add_argument('--image', required=True, help=f'{image} (grayscale or RGB, as the model expects)')
-        q.add_argument('--steps', type=int, default=50, help='DDIM steps (default 50)')
+        sampler_flags(q)
         q.add_argument('--out', required=True, help='output PNG')
         return q
     u = image_command('upscale', 'super-resolve a PNG with a super-resolution model (recipe digits-sr)', 'a super-resolution', 'low-resolution PNG')
@@ -187,7 +192,7 @@ def _parser():
     e.add_argument('--ckpt', required=True, help='a model folder, or a training folder (its model/, or mid-run its latest checkpoints)')
     e.add_argument('--n', type=int, default=500, help='samples to draw (default 500; class models: balanced classes)')
     e.add_argument('--guidance', type=float, default=1.0, help='classifier-free guidance scale (default 1: none)')
-    e.add_argument('--steps', type=int, default=50, help='DDIM steps (default 50)')
+    sampler_flags(e, batch_default=250)
     e.add_argument('--judge', default=None, help='digit classifier checkpoint for features (default CKPT/judge.pt, trained on first use)')
     e.add_argument('--out', default=None, help='metrics JSON (default CKPT/eval.json)')
     g = sub.add_parser('sd', help='Stable Diffusion v1.x weights in our modules: text to image, or image to image with --image')
@@ -210,6 +215,10 @@ def _parser():
         if q is not t: q.add_argument('--seed', type=int, default=0)
     return p
 
+
+def _sampling(a) -> dict:
+    "The sampling flags every sampling command shares, as `LDM.sample`'s keyword arguments."
+    return dict(steps=a.steps, sampler=a.sampler, eta=a.eta, seed=a.seed, batch_size=a.batch_size, mixed_precision=a.mixed_precision)
 
 def _class_label(ldm, label:str) -> int:
     "--label as a label: a class name of the model (its training folder's sub-folders), else an index; classes named by numbers take names only."
@@ -298,13 +307,12 @@ def main(argv=None):
             hint = {'concat': 'ldm upscale', 'inpaint': 'ldm inpaint'}.get(ldm.config.conditioning)
             if hint: raise ValueError(f"{a.ckpt} is conditioned on an image ({ldm.config.conditioning}): use `{hint} --ckpt {a.ckpt} --image PNG`")
             cond = _class_label(ldm, a.label) if a.label is not None else a.prompt
-            x = ldm.sample(a.n, cond=cond, steps=a.steps, sampler=a.sampler, eta=a.eta, guidance=a.guidance,
-                           negative=a.negative, seed=a.seed, size=a.size, batch_size=a.batch_size)
+            x = ldm.sample(a.n, cond=cond, guidance=a.guidance, negative=a.negative, size=a.size, **_sampling(a))
             paths = write_images(x, a.out, nrow=min(a.n, 8))
             print(f"wrote {len(paths) - 1} images and {paths[-1]}")
         elif a.command == 'upscale':
             ldm, x = _image_model(a, 'concat', 'a super-resolution model')
-            up = ldm.sample(cond=x, steps=a.steps, seed=a.seed).cpu()
+            up = ldm.sample(cond=x, **_sampling(a)).cpu()
             out = _write_png(up[0], a.out)
             print(f"upscaled {x.shape[-1]}×{x.shape[-2]} to {up.shape[-1]}×{up.shape[-2]}: wrote {out}")
         elif a.command == 'inpaint':
@@ -313,7 +321,7 @@ def main(argv=None):
             m = (_read_png(a.mask, 'L') > 0).float()                                              # white (>= 128) = fill in
             if not m.any(): raise ValueError(f"the mask {a.mask} has no white pixel: nothing to fill in (white = fill in, black = keep)")
             if m.shape[-2:] != x.shape[-2:]: raise ValueError(f"the mask is {m.shape[-1]}×{m.shape[-2]} pixels, the image {x.shape[-1]}×{x.shape[-2]}: they must match")
-            y = inpaint(ldm, x.to(ldm.device), m.to(ldm.device), steps=a.steps, seed=a.seed).cpu()
+            y = inpaint(ldm, x.to(ldm.device), m.to(ldm.device), **_sampling(a)).cpu()
             out = _write_png(y[0], a.out)
             print(f"filled {int(m.sum())} of {m.numel()} pixels: wrote {out}")
         elif a.command == 'eval':
@@ -330,7 +338,7 @@ def main(argv=None):
             if c.conditioning in ('concat', 'inpaint'): raise ValueError(f"ldm eval scores generators; {a.ckpt} has conditioning={c.conditioning!r} (see its chapter)")
             if a.n < 4: raise ValueError(f"--n must be at least 4 (precision and recall use k = 3 neighbours), got {a.n}")   # before the judge trains
             judge = digits_judge(a.judge or Path(a.ckpt)/'judge.pt', device=a.device).to(ldm.device)
-            m = evaluate(ldm, Digits('test').images, judge, n=a.n, guidance=a.guidance, steps=a.steps, seed=a.seed)
+            m = evaluate(ldm, Digits('test').images, judge, n=a.n, guidance=a.guidance, **_sampling(a))
             out = Path(a.out) if a.out else Path(a.ckpt)/'eval.json'
             _write_json(out, m)
             acc = f", class accuracy {m['class_accuracy']:.1%}" if 'class_accuracy' in m else ''

@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['CONDITIONINGS', 'DATASETS', 'PixelSpaceConfig', 'PointMass', 'PixelSpace', 'LDMConfig', 'LDM', 'condition',
-           'masked_condition', 'null', 'sample', 'check_dataset', 'check_labels', 'as_dataset', 'LatentDataset',
-           'measure_scale_factor', 'fit_autoencoder', 'fit', 'save', 'load', 'downsample', 'LowResPairs', 'Recipe',
-           'digits_model', 'recipes', 'get_recipe', 'check_data', 'train_recipe', 'from_run']
+           'masked_condition', 'null', 'sample', 'default_steps', 'check_dataset', 'check_labels', 'as_dataset',
+           'LatentDataset', 'measure_scale_factor', 'fit_autoencoder', 'fit', 'save', 'load', 'downsample',
+           'LowResPairs', 'Recipe', 'digits_model', 'recipes', 'get_recipe', 'check_data', 'train_recipe', 'from_run']
 
 # %% ../nbs/10_core.ipynb #560de0f0
 import collections.abc, copy, json, math, numbers, warnings
@@ -55,6 +55,11 @@ class PixelSpace(nn.Module):
 
 CONDITIONINGS = (None, 'class', 'text', 'concat', 'inpaint')
 
+def _nearest_multiples(n:int, k:int) -> str:
+    "The multiples of `k` around `n`, for an error message: '32 or 48', or '16' below the first."
+    lo, hi = n // k * k, (n // k + 1) * k
+    return f"{lo} or {hi}" if lo else f"{hi}"
+
 @dataclass
 class LDMConfig:
     image_size:int = 32              # training resolution H = W (sampling may use other sizes divisible by f)
@@ -67,7 +72,7 @@ class LDMConfig:
     T:int = 1000
     conditioning:str = None          # None, 'class' (ClassEmbedder) or 'text' (TextEncoder): cross-attention;
                                      # 'concat': an image at the latent's size concatenated to z_t (super-resolution);
-                                     # 'inpaint': (image, mask) -> [s E(masked image); mask at latent size] concatenated to z_t
+                                     # 'inpaint': (image, mask) -> [s_z E(masked image); mask at latent size] concatenated to z_t
     concat_channels:int = 1          # channels of the concatenated condition
     n_classes:int = 10               # class conditioning
     class_names:tuple = None         # class conditioning: a name for each label 0..n_classes-1 (a folder's sub-folders), or None
@@ -77,7 +82,7 @@ class LDMConfig:
     max_length:int = 16
     vocab_size:int = 0               # text: the tokenizer's vocabulary size (set when the tokenizer is built)
     p_uncond:float = 0.1             # condition dropout in training; 0 disables classifier-free guidance
-    scale_factor:float = None        # s in z = s E(x); None: measured on the training data before diffusion training
+    scale_factor:float = None        # s_z in z = s_z E(x); None: measured on the training data before diffusion training
 
     def __post_init__(self):
         if self.conditioning not in CONDITIONINGS:
@@ -114,7 +119,7 @@ class LDMConfig:
         self.unet = {k: getattr(uc, k) for k in self.unet}                 # become ints, floats and tuples (JSON, asdict)
         k = self.downsampling()
         if self.image_size % k: raise ValueError(f"image_size={self.image_size} must be divisible by {k} (the first stage's f times the UNet's "
-                                                 f"downsampling): {self.image_size // k * k or k} or {(self.image_size // k + 1) * k} would do")
+                                                 f"downsampling): {_nearest_multiples(self.image_size, k)} would do")
 
     @classmethod
     def from_dict(cls, d:dict) -> 'LDMConfig':
@@ -137,7 +142,7 @@ class LDMConfig:
         z = z_channels or self.autoencoder_config().z_channels
         if self.conditioning == 'concat':                        # [z_t; y] in, epsilon for z_t out
             return UNetConfig(in_channels=z + self.concat_channels, out_channels=z, context_dim=None, **self.unet)
-        if self.conditioning == 'inpaint':                       # [z_t; s E(x masked); mask] in
+        if self.conditioning == 'inpaint':                       # [z_t; s_z E(x masked); mask] in
             return UNetConfig(in_channels=2 * z + 1, out_channels=z, context_dim=None, **self.unet)
         return UNetConfig(in_channels=z, context_dim=None if self.conditioning is None else self.context_dim, **self.unet)
 
@@ -179,10 +184,18 @@ class LDM(nn.Module):
         self._ae_untrained = None if autoencoder is not None or pixels else _fingerprint(self.autoencoder)   # fit warns while the built one is unchanged
         self.autoencoder.requires_grad_(False).eval()            # frozen while the diffusion model trains
         unet = UNet(c.unet_config(self.autoencoder.config.z_channels))
+        k = self.autoencoder.config.f * unet.config.downsampling  # a part's f may differ from the config's: checked again here
+        if c.image_size % k: raise ValueError(f"image_size={c.image_size} must be divisible by {k} (this first stage's f={self.autoencoder.config.f} "
+                                              f"times the UNet's downsampling): {_nearest_multiples(c.image_size, k)} would do")
+        if tokenizer is not None and c.conditioning != 'text':
+            raise ValueError(f"a tokenizer is for text conditioning; this config has conditioning={c.conditioning!r}")
         if c.conditioning == 'class': self.eps_model = ConditionedUNet(unet, ClassEmbedder(c.n_classes, c.context_dim))
         elif c.conditioning == 'text':
             if tokenizer is None: raise ValueError("a text-conditional LDM needs its tokenizer")
             if tokenizer.vocab_size != c.vocab_size: raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens, config says {c.vocab_size}")
+            if tokenizer.max_length != c.max_length:             # a saved model's tokenizer is rebuilt with the config's: they must agree now
+                raise ValueError(f"tokenizer cuts captions at {tokenizer.max_length} tokens, the config's text encoder reads {c.max_length}: "
+                                 f"build the tokenizer with max_length={c.max_length} (or set config max_length={tokenizer.max_length})")
             self.eps_model = ConditionedUNet(unet, TextEncoder(c.vocab_size, c.context_dim, c.text_depth, c.text_heads, c.max_length))
         else: self.eps_model = unet
         self.tokenizer = tokenizer
@@ -254,13 +267,13 @@ class LDM(nn.Module):
         self.check_images(x)
         h = self.autoencoder.encode(x.to(self.device, self.ae_dtype))  # any float dtype and device in, the first stage's out
         z = h.mode() if self.autoencoder.quantizer is None else h     # KL: posterior mode (deterministic; CompVis samples mu + sigma eps); VQ: before quantisation
-        return z * self.scale                                          # z = s E(x)
+        return z * self.scale                                          # z = s_z E(x)
 
     @torch.no_grad()
     def decode(self, z:torch.Tensor, batch_size:int=None, # decode this many latents at a time (memory)
                tile:int=None, # decode tile×tile latent tiles, blended where they overlap (memory for large images)
                overlap:int=2) -> torch.Tensor: # latent pixels shared by neighbouring tiles
-        "$x = \\mathcal{D}(z / s)$, clamped to [-1, 1]; in slices of the batch and/or overlapping tiles to bound memory."
+        "$x = \\mathcal{D}(z / s_z)$, clamped to [-1, 1]; in slices of the batch and/or overlapping tiles to bound memory."
         if not torch.is_tensor(z) or z.ndim != 4 or not z.is_floating_point():
             raise ValueError(f"latents must be a floating-point (B, {self.z_channels}, h, w) tensor, got {type(z).__name__} {tuple(getattr(z, 'shape', ()))} {getattr(z, 'dtype', '')}")
         for name, v in (('batch_size', batch_size), ('tile', tile)):
@@ -269,7 +282,7 @@ class LDM(nn.Module):
         if batch_size is not None and len(z) > batch_size:
             return torch.cat([self.decode(z[i:i + batch_size], tile=tile, overlap=overlap) for i in range(0, len(z), batch_size)])
         if tile is None or (z.shape[-2] <= tile and z.shape[-1] <= tile):
-            return self.autoencoder.decode(z / self.scale).clamp(-1, 1)    # x = D(z / s)
+            return self.autoencoder.decode(z / self.scale).clamp(-1, 1)    # x = D(z / s_z)
         return self._decode_tiles(z, tile, overlap)
 
     @torch.no_grad()
@@ -286,7 +299,7 @@ class LDM(nn.Module):
         for y0 in starts(h):
             for x0 in starts(w):
                 zt = z[..., y0:y0 + tile, x0:x0 + tile]
-                xt = self.autoencoder.decode(zt / self.scale).float()           # D(z / s) on one tile
+                xt = self.autoencoder.decode(zt / self.scale).float()           # D(z / s_z) on one tile
                 wt = ramp(xt.shape[-2])[:, None] * ramp(xt.shape[-1])[None, :]
                 if out is None: out = torch.zeros(len(z), xt.shape[1], h * f, w * f, device=z.device)
                 sl = (..., slice(y0 * f, y0 * f + xt.shape[-2]), slice(x0 * f, x0 * f + xt.shape[-1]))
@@ -307,7 +320,7 @@ class LDM(nn.Module):
              t=None, noise=None, generator=None) -> torch.Tensor:
         "$L_\\text{LDM}$ on rescaled latents `z0` = $s\\,\\mathcal{E}(x)$ (no condition dropout: see `fit`); `t` in 1..T."
         if not torch.is_tensor(z0) or z0.ndim != 4 or z0.shape[1] != self.z_channels:
-            raise ValueError(f"z0 must be latents (B, {self.z_channels}, h, w) = s E(x) (see encode), got {type(z0).__name__} {tuple(getattr(z0, 'shape', ()))}")
+            raise ValueError(f"z0 must be latents (B, {self.z_channels}, h, w) = s_z E(x) (see encode), got {type(z0).__name__} {tuple(getattr(z0, 'shape', ()))}")
         k = self.downsampling // self.f                          # the UNet's own downsampling, in latent pixels
         if z0.shape[-2] % k or z0.shape[-1] % k:
             raise ValueError(f"latents of {z0.shape[-1]}×{z0.shape[-2]} must have sides divisible by {k} (the UNet's downsampling); "
@@ -377,7 +390,7 @@ def masked_condition(self:LDM, image:torch.Tensor, # (B, C, H, W) in [-1, 1]
         raise ValueError(f"the mask must be ({B}, 1, {H}, {W}) like the image, 1 where to fill in; got {type(mask).__name__} {tuple(getattr(mask, 'shape', ()))}")
     m = mask.to(self.device, torch.float32)
     if not ((m == 0) | (m == 1)).all(): raise ValueError(f"mask values must be 0 (keep) or 1 (fill in), got values in [{m.min().item():.3g}, {m.max().item():.3g}]")
-    z = self.encode(image.to(self.device) * (1 - m))                # s E(x ⊙ (1 - m)): the hole reads as 0, mid-grey
+    z = self.encode(image.to(self.device) * (1 - m))                # s_z E(x ⊙ (1 - m)): the hole reads as 0, mid-grey
     return torch.cat([z, F.avg_pool2d(m, self.f).to(z.dtype)], 1)   # m averaged over each f×f footprint
 
 def _inpaint_condition(self:LDM, cond, n:int):
@@ -406,7 +419,7 @@ def _model_condition(self:LDM, y, n:int):
     if kind == 'text' and isinstance(y, (tuple, list)) and len(y) == 2 and all(torch.is_tensor(v) for v in y):   # tokenised already: (ids, mask)
         if len(y[0]) != n: raise ValueError(f"got {len(y[0])} tokenised prompts for {n} latents")
         return tuple(v.to(self.device) for v in y)
-    if kind == 'inpaint' and torch.is_tensor(y):                                    # the masked condition [s E(x (1 - m)); m], computed
+    if kind == 'inpaint' and torch.is_tensor(y):                                    # the masked condition [s_z E(x (1 - m)); m], computed
         if y.ndim != 4 or tuple(y.shape[:2]) != (n, self.z_channels + 1):
             raise ValueError(f"an inpainting condition is ({n}, {self.z_channels + 1}, h, w) (masked_condition), or pass (image, mask); got {tuple(y.shape)}")
         return y.to(self.device)
@@ -428,6 +441,7 @@ def sample(self:LDM, n:int=None, # number of images; default: one per label/prom
            seed=None, # an int: image i is seeded by (seed, i); a list (or array) of n ints: image i by seed[i]
            size=None, # (H, W) or int: image size; default the training size
            batch_size:int=None, # sample (and decode) this many images at a time (memory); default: all n at once
+           mixed_precision:str='auto', # an fp32 model's autocast: 'auto' (CUDA: bf16 on compute capability >= 8.0, else fp16; CPU: none), 'bf16', 'fp16' or 'no'
            progress:bool=True, return_latents:bool=False):
     "Generate images in [-1, 1], (n, C, H, W). With a seed, image i depends only on `seed` and i (or on `seed[i]` alone), under any sampler and `batch_size`."
     c = self.config
@@ -456,7 +470,7 @@ def sample(self:LDM, n:int=None, # number of images; default: one per label/prom
     if sampler not in SAMPLERS: raise ValueError(f"unknown sampler {sampler!r}: expected one of {SAMPLERS}")
     if sampler == 'ddpm' and steps not in (None, c.T):
         raise ValueError(f"DDPM runs all T={c.T} steps, got steps={steps!r}; for fewer steps use sampler='ddim' (eta=1 is its stochastic form)")
-    if steps is None: steps = {'ddim': min(50, c.T), 'dpm++2m': min(20, c.T)}.get(sampler, c.T)
+    if steps is None: steps = self.default_steps(sampler)
     if isinstance(guidance, bool) or not isinstance(guidance, numbers.Real) or not math.isfinite(guidance):
         raise ValueError(f"guidance must be a finite number, got {guidance!r}")
     if guidance < 0: raise ValueError(f"guidance must be >= 0 (0: unconditional, 1: the conditional model as trained, > 1: stronger), got {guidance:g}")
@@ -510,7 +524,7 @@ def sample(self:LDM, n:int=None, # number of images; default: one per label/prom
         gen, z_T = None, torch.cat([torch.randn((1, *shape[1:])) for _ in range(n)])
     z_T = z_T.to(self.device)                               # z_T ~ N(0, I), drawn on the CPU
     rows = lambda v, sl: None if v is None else tuple(u[sl] for u in v) if isinstance(v, tuple) else v[sl]
-    amp = autocast_dtype(self.device) if self.dtype == torch.float32 else None   # a 16- or 64-bit model runs in its own dtype
+    amp = autocast_dtype(self.device, mixed_precision) if self.dtype == torch.float32 else None   # a 16- or 64-bit model runs in its own dtype
     b = n if batch_size is None else batch_size
     was_training = self.training; self.eval()
     try:
@@ -531,6 +545,13 @@ def sample(self:LDM, n:int=None, # number of images; default: one per label/prom
     return (x, z0) if return_latents else x
 
 LDM.sample = sample
+
+def default_steps(self:LDM, sampler:str='ddim') -> int:
+    "The steps `sample` takes when none are given: DDIM 50, DPM-Solver++(2M) 20 (at most T), DDPM all T."
+    return {'ddim': min(50, self.config.T), 'dpm++2m': min(20, self.config.T)}.get(sampler, self.config.T)
+
+LDM.default_steps = default_steps
+
 
 # %% ../nbs/10_core.ipynb #f60698e9
 class _ImagesOnly(Dataset):
@@ -641,7 +662,7 @@ class LatentDataset(Dataset):
 
 @torch.no_grad()
 def measure_scale_factor(self:LDM, dataset, n:int=1024) -> float:
-    "Set and return $s = 1/\\mathrm{std}(\\mathcal{E}(x))$ over (up to) `n` training images."
+    "Set and return $s_z = 1/\\mathrm{std}(\\mathcal{E}(x))$ over (up to) `n` training images."
     old, self.config.scale_factor = self.config.scale_factor, None        # measure the raw latents
     try:
         idx = torch.linspace(0, len(dataset) - 1, min(n, len(dataset))).long().tolist()
@@ -698,8 +719,9 @@ def fit(self:LDM, dataset, # (image, label or caption) items, images in [-1, 1];
     if self.config.scale_factor is None: self.measure_scale_factor(dataset)
     latents = LatentDataset(self, dataset, progress=progress and distributed()[0] == 0)   # in memory; augmentations are drawn once, here
     was_training = self.training
-    try: run = fit_loop(self.eps_model, self._ldm_loss_fn(), latents, cfg, device=device, ckpt_path=ckpt_path, progress=progress,
-                        meta=dict(autoencoder=digest, scale_factor=self.config.scale_factor))
+    # what a checkpoint must share to be resumed: the first stage, s, and the diffusion process (a schedule has no weights to disagree)
+    meta = dict(autoencoder=digest, **{k: getattr(self.config, k) for k in ('scale_factor', 'schedule', 'T', 'conditioning', 'p_uncond')})
+    try: run = fit_loop(self.eps_model, self._ldm_loss_fn(), latents, cfg, device=device, ckpt_path=ckpt_path, progress=progress, meta=meta)
     finally: self.train(was_training)                        # the mode it came in with (the loop set the denoiser to train)
     self.eps_model.load_state_dict(run['ema'].state_dict())
     return run['history']
@@ -946,8 +968,9 @@ def train_recipe(recipe:Recipe, out, device=None, progress:bool=True):
         if world > 1: torch.distributed.barrier()
         if rank != 0: tokenizer = TextTokenizer.from_file(tok_path, max_length=cfg.max_length)
         cfg.vocab_size = tokenizer.vocab_size
-    torch.manual_seed(recipe.train.seed)
-    ldm = LDM(cfg, tokenizer=tokenizer)
+    with torch.random.fork_rng(devices=[]):                 # the recipe's seed for the initial weights (built on the CPU), not the caller's generator
+        torch.manual_seed(recipe.train.seed)
+        ldm = LDM(cfg, tokenizer=tokenizer)
     ae_logs = ldm.fit_autoencoder(data, recipe.autoencoder_train, ckpt_path=out/'autoencoder.pt', device=device, progress=progress,
                                   measure_scale=recipe.model.scale_factor is None,   # a recipe that fixes s keeps it
                                   disc_channels=recipe.disc_channels, disc_layers=recipe.disc_layers)

@@ -83,10 +83,10 @@ def p_logvar(sched:NoiseSchedule, t, x_shape, sigma:str='posterior'):
 
 # %% ../nbs/01_elbo.ipynb #0f4e014e
 def eps_mse_weight(sched:NoiseSchedule, t, sigma:str='posterior'):
-    "$\\lambda_t = \\beta_t^2 / (2\\sigma_t^2\\alpha_t(1-\\bar\\alpha_t))$, the weight that turns $L_{t-1}$ into an $\\epsilon$-MSE; shape `(B,)`."
+    "$w_t = \\beta_t^2 / (2\\sigma_t^2\\alpha_t(1-\\bar\\alpha_t))$, the weight that turns $L_{t-1}$ into an $\\epsilon$-MSE; shape `(B,)`."
     t = sched.check_t(t)
     sigma2 = p_logvar(sched, t, t.shape, sigma).exp()
-    # \lambda_t = \beta_t^2 / (2 \sigma_t^2 \alpha_t (1 - \bar\alpha_t))
+    # w_t = \beta_t^2 / (2 \sigma_t^2 \alpha_t (1 - \bar\alpha_t))
     return sched.betas[t] ** 2 / (2 * sigma2 * sched.alphas[t] * (1 - sched.alpha_bar[t]))
 
 # %% ../nbs/01_elbo.ipynb #4b63064d

@@ -29,7 +29,8 @@ def sample_metrics(images:torch.Tensor, real:torch.Tensor, net:FeatureNet, k:int
     net = net.eval()
     fr, ff = features(net, real), features(net, images)
     probs = probabilities(net, images)
-    m = dict(n=len(images), fd=frechet_distance(fr, ff), inception_score=inception_score(probs, splits=min(10, len(images)))[0],
+    splits = max(1, min(10, len(images) // 50))                                       # splits of 50 images or more: IS of a few images is
+    m = dict(n=len(images), fd=frechet_distance(fr, ff), inception_score=inception_score(probs, splits=splits)[0],   # biased low (1 for one)
              **precision_recall(fr, ff, k=k))
     if labels is not None: m['class_accuracy'] = (probs.argmax(1) == torch.as_tensor(labels).cpu()).float().mean().item()
     return m
@@ -38,7 +39,9 @@ def evaluate(ldm:LDM, real:torch.Tensor, # held-out real images (N, C, H, W) in 
              net:FeatureNet, # features and class probabilities (see `metrics.digits_judge`)
              n:int=500, # samples to draw
              cond=None, # prompts (text models); class models default to n / n_classes of each class
-             guidance:float=1.0, steps:int=50, seed:int=0, batch_size:int=250, k:int=3, progress:bool=True) -> dict:
+             guidance:float=1.0, steps:int=None, # sampler steps; default as `LDM.sample`'s (DDIM 50, at most T)
+             sampler:str='ddim', eta:float=None, seed:int=0, # image i is seeded by (seed, i), as in `LDM.sample`: the same images at any batch_size
+             batch_size:int=250, mixed_precision:str='auto', k:int=3, progress:bool=True) -> dict:
     "Sample `n` images from `ldm` and score them against `real`: FD, IS, precision, recall (and class accuracy); with timing."
     c = ldm.config
     if c.conditioning in ('concat', 'inpaint'):
@@ -49,14 +52,13 @@ def evaluate(ldm:LDM, real:torch.Tensor, # held-out real images (N, C, H, W) in 
         labels = torch.arange(n) % c.n_classes                                        # balanced classes
         cond = labels
     if c.conditioning == 'text' and cond is None: raise ValueError("a text-conditional model needs prompts: pass cond, a list of n prompts")
+    steps = ldm.default_steps(sampler) if steps is None else steps
     t0 = time.time()
-    xs = []
-    for i in range(0, n, batch_size):
-        ci = None if cond is None else (cond[i:i + batch_size] if not isinstance(cond, str) else cond)
-        xs.append(ldm.sample(min(batch_size, n - i), cond=ci, guidance=guidance, steps=steps, seed=seed + i, progress=progress).cpu())
+    xs = ldm.sample(n, cond=cond, guidance=guidance, steps=steps, sampler=sampler, eta=eta, seed=seed, batch_size=batch_size,
+                    mixed_precision=mixed_precision, progress=progress).cpu()
     secs = time.time() - t0
-    m = sample_metrics(torch.cat(xs), real, net, k=k, labels=labels)
-    return dict(m, guidance=guidance, steps=steps, seed=seed, sample_seconds=round(secs, 2), images_per_second=round(n / secs, 2),
+    m = sample_metrics(xs, real, net, k=k, labels=labels)
+    return dict(m, guidance=guidance, steps=steps, sampler=sampler, seed=seed, sample_seconds=round(secs, 2), images_per_second=round(n / secs, 2),
                 features=FEATURES)
 
 def time_it(fn, reps:int=5, warmup:int=2, device=None) -> float:

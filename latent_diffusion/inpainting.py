@@ -58,7 +58,8 @@ def biharmonic(image:torch.Tensor, mask:torch.Tensor) -> torch.Tensor:
 # %% ../nbs/16_inpainting.ipynb #cb929ccd
 def inpaint(ldm:LDM, image:torch.Tensor, # (B, C, H, W) in [-1, 1]
             mask:torch.Tensor, # 1 (True) where to fill in: (H, W), (1, H, W) or (B, 1, H, W)
-            steps:int=50, eta:float=0.0, seed:int=None,
+            steps:int=None, sampler:str='ddim', eta:float=None, seed:int=None, # as in `LDM.sample` (default DDIM, 50 steps at most T)
+            batch_size:int=None, mixed_precision:str='auto',
             paste:bool=True, # put the kept pixels back exactly: m * D(z_0) + (1 - m) * x
             progress:bool=True) -> torch.Tensor:
     "Fill in the masked region of each image with an inpainting LDM (conditioning='inpaint'): (B, C, H, W) in [-1, 1]."
@@ -74,5 +75,6 @@ def inpaint(ldm:LDM, image:torch.Tensor, # (B, C, H, W) in [-1, 1]
     if m.ndim != 4 or m.shape[1] != 1 or m.shape[-2:] != (H, W) or m.shape[0] not in (1, B):
         raise ValueError(f"mask must be (H, W), (1, H, W) or (B, 1, H, W) with H, W = {H}, {W} like the image; got {tuple(mask.shape)}")
     m = m.expand(B, 1, H, W).to(image.device)
-    x = ldm.sample(cond=(image, m), steps=steps, eta=eta, seed=seed, progress=progress).to(image.device, image.dtype)
+    x = ldm.sample(cond=(image, m), steps=steps, sampler=sampler, eta=eta, seed=seed, batch_size=batch_size,
+                   mixed_precision=mixed_precision, progress=progress).to(image.device, image.dtype)
     return m * x + (1 - m) * image if paste else x                                   # x_hat = m D(z_0) + (1 - m) x

@@ -132,21 +132,21 @@ def dpm_solver_sample(eps_model, sched:NoiseSchedule, shape, # (B, ...) shape of
     ts = ddim_timesteps(sched.T, steps, spacing, offset)
     if not 0 <= final_t < ts[-1]: raise ValueError(f"final_t must lie in [0, {ts[-1]}) (below the last timestep), got {final_t}")
     ab = sched.alpha_bar
-    lam = lambda t: 0.5 * (ab[t].log() - (1 - ab[t]).log())                  # lambda_t = log(alpha_t / sigma_t)
+    lam = lambda t: 0.5 * (ab[t].log() - (1 - ab[t]).log())                  # lambda_t = log(a_t / b_t)
     x0_prev = h_prev = None
     for t, s in tqdm(list(zip(ts, ts[1:] + [final_t])), disable=not progress, desc=f'DPM-Solver++ ({steps} steps)', leave=False):
         tt = torch.full((shape[0],), t, dtype=torch.long, device=x.device)
         eps = eps_model(x, tt, **model_kwargs)
-        x0 = (x - (1 - ab[t]).sqrt() * eps) / ab[t].sqrt()                  # \hat x_0 = (x_t - sigma_t eps) / alpha_t
+        x0 = (x - (1 - ab[t]).sqrt() * eps) / ab[t].sqrt()                  # \hat x_0 = (x_t - b_t eps) / a_t
         if clip_x0 is not None: x0 = x0.clamp(-clip_x0, clip_x0)
-        if s == 0: x = x0                                                   # sigma_0 = 0: x_0 = \hat x_0 (first order)
+        if s == 0: x = x0                                                   # b_0 = 0: x_0 = \hat x_0 (first order)
         else:
             h = lam(s) - lam(t)                                             # h = lambda_s - lambda_t
             if x0_prev is None: d = x0                                      # first order on the first step (no previous prediction)
             else:
                 r = h_prev / h
                 d = (1 + 1 / (2 * r)) * x0 - 1 / (2 * r) * x0_prev          # D = (1 + 1/2r) \hat x_0 - 1/2r \hat x_0^prev
-            x = ((1 - ab[s]) / (1 - ab[t])).sqrt() * x - ab[s].sqrt() * torch.expm1(-h) * d   # x_s = sigma_s/sigma_t x_t - alpha_s (e^{-h} - 1) D
+            x = ((1 - ab[s]) / (1 - ab[t])).sqrt() * x - ab[s].sqrt() * torch.expm1(-h) * d   # x_s = b_s/b_t x_t - a_s (e^{-h} - 1) D
             x0_prev, h_prev = x0, h
         if callback is not None: callback(s, x, x0)
     return x

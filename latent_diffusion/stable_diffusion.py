@@ -25,7 +25,7 @@ from .samplers import ddim_timesteps, ddim_step
 from .conditioning import guided_eps
 
 # %% ../nbs/18_stable_diffusion.ipynb #fadd5885
-SCALE_FACTOR = 0.18215   # s in z = s E(x): 1 / std of the KL-f8 latents, measured by CompVis on their training data
+SCALE_FACTOR = 0.18215   # s_z in z = s_z E(x): 1 / std of the KL-f8 latents, measured by CompVis on their training data
 
 def sd_v1_unet_config(width:int=320, # base width (SD: 320); smaller for tests
                       context_dim:int=768, # width of the text tokens (CLIP ViT-L/14: 768)
@@ -431,6 +431,8 @@ class StableDiffusion(nn.Module):
     @property
     def dtype(self): return next(self.unet.parameters()).dtype
     @property
+    def ae_dtype(self): return next(self.autoencoder.parameters()).dtype   # may differ: an fp32 VAE beside an fp16 UNet
+    @property
     def f(self) -> int: return self.autoencoder.config.f
 
     @classmethod
@@ -492,7 +494,7 @@ class StableDiffusion(nn.Module):
     @torch.no_grad()
     def decode(self, z:torch.Tensor) -> torch.Tensor:
         "Images in [-1, 1] from latents: $\\mathcal D(z / s_z)$."
-        return self.autoencoder.decode(z.to(self.dtype) / self.scale_factor).float().clamp(-1, 1)
+        return self.autoencoder.decode(z.to(self.ae_dtype) / self.scale_factor).float().clamp(-1, 1)
 
     @torch.no_grad()
     def generate(self, prompt, # a prompt, or a list of prompts (one image each)
@@ -518,9 +520,9 @@ class StableDiffusion(nn.Module):
         if image.ndim != 4 or image.shape[1] != 3: raise ValueError(f"image must be (B, 3, H, W), got {tuple(image.shape)}")
         self._check_size(*image.shape[-2:])
         g = torch.Generator().manual_seed(seed)
-        image = image.to(self.device, self.dtype)
+        image = image.to(self.device, self.ae_dtype)
         post = self.autoencoder.encode(image)                                    # checks the [-1, 1] range
-        z0 = self.scale_factor * (post.mean + post.std * torch.randn(post.mean.shape, generator=g).to(post.mean)).float()   # z_0 = s E(x)
+        z0 = self.scale_factor * (post.mean + post.std * torch.randn(post.mean.shape, generator=g).to(post.mean)).float()   # z_0 = s_z E(x)
         ts = ddim_timesteps(self.sched.T, steps, 'leading', offset=1)
         k = min(int(steps * strength), steps)                                    # the last k of the steps' timesteps
         if k == 0: return self.decode(z0)

@@ -16,10 +16,12 @@ def bicubic_upsample(x:torch.Tensor, factor:int=4) -> torch.Tensor:
     return F.interpolate(x, scale_factor=factor, mode='bicubic', align_corners=False).clamp(-1, 1)
 
 def upscale(ldm:LDM, lowres:torch.Tensor, # (B, C, h, w) in [-1, 1]: any size, not just the training one
-            steps:int=50, eta:float=0.0, seed:int=None, progress:bool=True) -> torch.Tensor:
+            steps:int=None, sampler:str='ddim', eta:float=None, seed:int=None, # as in `LDM.sample` (default DDIM, 50 steps at most T)
+            batch_size:int=None, mixed_precision:str='auto', progress:bool=True) -> torch.Tensor:
     "Super-resolve `lowres` by the model's factor with a concat-conditioned LDM: (B, C, h·f, w·f)."
     if ldm.config.conditioning != 'concat':
         raise ValueError(f"upscale needs a super-resolution LDM (conditioning='concat'), this one has conditioning={ldm.config.conditioning!r}")
     if not torch.is_tensor(lowres) or lowres.ndim != 4:
         raise ValueError(f"lowres must be a (B, C, h, w) tensor, got {type(lowres).__name__} {tuple(getattr(lowres, 'shape', ()))}")
-    return ldm.sample(cond=lowres, steps=steps, eta=eta, seed=seed, progress=progress)
+    return ldm.sample(cond=lowres, steps=steps, sampler=sampler, eta=eta, seed=seed, batch_size=batch_size,
+                      mixed_precision=mixed_precision, progress=progress)

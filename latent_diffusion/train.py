@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['EMA', 'atomic_write', 'save_checkpoint', 'load_checkpoint', 'TrainConfig', 'check_fields', 'warn_low_precision',
            'native_bf16', 'tf32_matmuls', 'autocast_dtype', 'distributed', 'init_distributed', 'shard',
-           'random_batches', 'to_device', 'optimizer_step', 'fit', 'diffusion_loss', 'digits_unet']
+           'random_batches', 'to_device', 'optimizer_step', 'keeps_global_rng', 'fit', 'diffusion_loss', 'digits_unet']
 
 # %% ../nbs/05_training.ipynb #2bb592dc
 import contextlib, copy, math, numbers, os, time, warnings
@@ -205,6 +205,17 @@ def optimizer_step(opt:torch.optim.Optimizer, scaler:torch.amp.GradScaler, param
     scaler.step(opt); scaler.update()
     return not scaler.is_enabled() or scaler.get_scale() >= scale               # the scale backs off exactly when the step was skipped
 
+def keeps_global_rng(loop):
+    "Run a training loop on a fork of PyTorch's global generators (CPU, and the CUDA device it trains on): a resumed run restores its own state inside, and the caller's comes back afterwards."
+    import functools, inspect
+    sig = inspect.signature(loop)
+    @functools.wraps(loop)
+    def run(*args, **kwargs):
+        dev = default_device(sig.bind(*args, **kwargs).arguments.get('device'))
+        with torch.random.fork_rng(devices=[dev] if dev.type == 'cuda' else []): return loop(*args, **kwargs)
+    return run
+
+@keeps_global_rng
 def fit(model:nn.Module, loss_fn, # loss_fn(model, batch, generator) -> scalar loss
         dataset, cfg:TrainConfig=None, device=None,
         ckpt_path=None, # checkpoint file: resumed from if it exists, written every cfg.ckpt_every steps
