@@ -368,15 +368,17 @@ def train_autoencoder(ae:Autoencoder, dataset, cfg:AutoencoderTrainConfig=None, 
 def evaluate_autoencoder(ae:Autoencoder, images:torch.Tensor, feature_net:nn.Module=None, batch_size:int=128) -> dict:
     "Reconstruction quality on `images` (N, C, H, W) in [-1, 1]: PSNR, SSIM, FD (if `feature_net`), latent std, VQ usage."
     from latent_diffusion.metrics import psnr, ssim, frechet_distance, features
-    ae.eval(); dev = next(ae.parameters()).device
+    was_training = ae.training; ae.eval(); dev = next(ae.parameters()).device
     recs, lat, idx = [], [], []
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size].to(dev)
-        post = ae.encode(x)
-        z = post.mode() if ae.quantizer is None else post
-        rec, _, info = ae.decode(z, return_quant=True)
-        recs.append(rec.clamp(-1, 1).cpu()); lat.append(z.cpu())
-        if 'indices' in info: idx.append(info['indices'].flatten().cpu())
+    try:
+        for i in range(0, len(images), batch_size):
+            x = images[i:i + batch_size].to(dev)
+            post = ae.encode(x)
+            z = post.mode() if ae.quantizer is None else post
+            rec, _, info = ae.decode(z, return_quant=True)
+            recs.append(rec.clamp(-1, 1).cpu()); lat.append(z.cpu())
+            if 'indices' in info: idx.append(info['indices'].flatten().cpu())
+    finally: ae.train(was_training)                         # the mode it came in with
     rec, lat = torch.cat(recs), torch.cat(lat)
     out = dict(psnr=psnr(images, rec).mean().item(), ssim=ssim(images, rec).mean().item(), latent_std=lat.std().item())
     if feature_net is not None: out['fd'] = frechet_distance(features(feature_net, images), features(feature_net, rec))

@@ -240,12 +240,13 @@ def _read_png(path, mode:str) -> torch.Tensor:
     return (x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]) / 127.5 - 1          # 0..255 -> [-1, 1]
 
 def _image_model(a, conditioning:str, what:str):
-    "The model of `a.ckpt`, refused unless it has `conditioning`, and `a.image` read with the model's channels."
+    "The model of `a.ckpt`, refused unless it has `conditioning`, and `a.image` read with the channels the model takes there."
     from latent_diffusion.core import LDM
     ldm = LDM.from_run(a.ckpt, device=a.device)
     if ldm.config.conditioning != conditioning: raise ValueError(f"{a.ckpt} is not {what} (conditioning={ldm.config.conditioning!r})")
     if Path(a.out).suffix.lower() != '.png': raise ValueError(f"--out must name a .png file, got {a.out}")
-    return ldm, _read_png(a.image, 'L' if ldm.config.image_channels == 1 else 'RGB')
+    channels = ldm.config.concat_channels if conditioning == 'concat' else ldm.config.image_channels   # upscale reads the condition
+    return ldm, _read_png(a.image, 'L' if channels == 1 else 'RGB')
 
 def _write_png(x:torch.Tensor, path) -> Path:
     "One image in [-1, 1] to `path`, written atomically (a temporary file, then a rename)."

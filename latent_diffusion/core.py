@@ -92,7 +92,7 @@ class LDMConfig:
         if isinstance(self.p_uncond, bool) or not isinstance(self.p_uncond, numbers.Real) or not 0 <= self.p_uncond < 1:
             raise ValueError(f"p_uncond must be a number in [0, 1), got {self.p_uncond!r}")
         self.p_uncond = float(self.p_uncond)
-        check_fields(self, ints=dict(image_size=1, image_channels=1, T=1, concat_channels=1, n_classes=1, context_dim=1,
+        check_fields(self, ints=dict(image_size=1, image_channels=1, T=2, concat_channels=1, n_classes=1, context_dim=1,
                                      text_depth=0, text_heads=1, max_length=1, vocab_size=0))
         if self.scale_factor is not None: check_fields(self, floats=dict(scale_factor=(0, None)))
         if self.class_names is not None:
@@ -927,8 +927,9 @@ def check_data(recipe:Recipe, data):
     except ValueError as e: raise ValueError(f"recipe: {e}") from None
 
 def _same_run(before:dict, now:dict) -> bool:
-    "Whether recipe `now` continues the run of recipe `before`: equal but for more diffusion steps (and checkpoint spacing, micro-batches)."
-    strip = lambda d: {**d, 'train': {k: v for k, v in d['train'].items() if k not in ('steps', 'ckpt_every', 'grad_accum')}}
+    "Whether recipe `now` continues the run of recipe `before`: equal but for more diffusion steps (and checkpoint spacing in either stage, micro-batches)."
+    strip = lambda d: {**d, 'train': {k: v for k, v in d['train'].items() if k not in ('steps', 'ckpt_every', 'grad_accum')},
+                       'autoencoder_train': {k: v for k, v in d['autoencoder_train'].items() if k != 'ckpt_every'}}
     names = now['model'].get('class_names')
     renamed = before['model'].get('class_names') is None and names is not None and now['data'] not in DATASETS
     if renamed: before = {**before, 'model': {**before['model'], 'class_names': names}}   # a folder run from before class names were kept

@@ -26,9 +26,9 @@ def sample_metrics(images:torch.Tensor, real:torch.Tensor, net:FeatureNet, k:int
     "FD, IS, precision and recall of `images` against `real` on `net`'s features; class accuracy when `labels` are given."
     if images.ndim != 4 or real.ndim != 4 or images.shape[1:] != real.shape[1:]:
         raise ValueError(f"images and real images must be (N, C, H, W) of one size, got {tuple(images.shape)} and {tuple(real.shape)}")
-    net = net.eval()
-    fr, ff = features(net, real), features(net, images)
-    probs = probabilities(net, images)
+    was_training = net.training; net.eval()
+    try: fr, ff, probs = features(net, real), features(net, images), probabilities(net, images)
+    finally: net.train(was_training)                                                  # the mode it came in with
     splits = max(1, min(10, len(images) // 50))                                       # splits of 50 images or more: IS of a few images is
     m = dict(n=len(images), fd=frechet_distance(fr, ff), inception_score=inception_score(probs, splits=splits)[0],   # biased low (1 for one)
              **precision_recall(fr, ff, k=k))
