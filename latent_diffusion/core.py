@@ -969,13 +969,14 @@ def train_recipe(recipe:Recipe, out, device=None, progress:bool=True):
         if world > 1: torch.distributed.barrier()
         if rank != 0: tokenizer = TextTokenizer.from_file(tok_path, max_length=cfg.max_length)
         cfg.vocab_size = tokenizer.vocab_size
-    with torch.random.fork_rng(devices=[]):                 # the recipe's seed for the initial weights (built on the CPU), not the caller's generator
+    dev = default_device(device)
+    with torch.random.fork_rng(devices=[dev] if dev.type == 'cuda' else []):   # the recipe's seed drives the run, and the caller's generator is left alone
         torch.manual_seed(recipe.train.seed)
         ldm = LDM(cfg, tokenizer=tokenizer)
-    ae_logs = ldm.fit_autoencoder(data, recipe.autoencoder_train, ckpt_path=out/'autoencoder.pt', device=device, progress=progress,
-                                  measure_scale=recipe.model.scale_factor is None,   # a recipe that fixes s keeps it
-                                  disc_channels=recipe.disc_channels, disc_layers=recipe.disc_layers)
-    hist = ldm.fit(data, recipe.train, ckpt_path=out/'diffusion.pt', device=device, progress=progress)
+        ae_logs = ldm.fit_autoencoder(data, recipe.autoencoder_train, ckpt_path=out/'autoencoder.pt', device=dev, progress=progress,
+                                      measure_scale=recipe.model.scale_factor is None,   # a recipe that fixes s keeps it
+                                      disc_channels=recipe.disc_channels, disc_layers=recipe.disc_layers)
+        hist = ldm.fit(data, recipe.train, ckpt_path=out/'diffusion.pt', device=dev, progress=progress)
     if rank == 0: ldm.save(out/'model')
     return ldm, dict(autoencoder=ae_logs, diffusion=hist)
 
