@@ -263,7 +263,7 @@ class LDM(nn.Module):
 
     @torch.no_grad()
     def encode(self, x:torch.Tensor) -> torch.Tensor:
-        "$z = s\\,\\mathcal{E}(x)$: images (B, C, H, W) in [-1, 1] -> latents (B, c, H/f, W/f)."
+        "$z = s_z\\,\\mathcal{E}(x)$: images (B, C, H, W) in [-1, 1] -> latents (B, c, H/f, W/f)."
         self.check_images(x)
         h = self.autoencoder.encode(x.to(self.device, self.ae_dtype))  # any float dtype and device in, the first stage's out
         z = h.mode() if self.autoencoder.quantizer is None else h     # KL: posterior mode (deterministic; CompVis samples mu + sigma eps); VQ: before quantisation
@@ -318,7 +318,7 @@ class LDM(nn.Module):
 
     def loss(self, z0, y=None, # the condition as `sample` takes it (labels, prompts, image), or as the network reads it
              t=None, noise=None, generator=None) -> torch.Tensor:
-        "$L_\\text{LDM}$ on rescaled latents `z0` = $s\\,\\mathcal{E}(x)$ (no condition dropout: see `fit`); `t` in 1..T."
+        "$L_\\text{LDM}$ on rescaled latents `z0` = $s_z\\,\\mathcal{E}(x)$ (no condition dropout: see `fit`); `t` in 1..T."
         if not torch.is_tensor(z0) or z0.ndim != 4 or z0.shape[1] != self.z_channels:
             raise ValueError(f"z0 must be latents (B, {self.z_channels}, h, w) = s_z E(x) (see encode), got {type(z0).__name__} {tuple(getattr(z0, 'shape', ()))}")
         k = self.downsampling // self.f                          # the UNet's own downsampling, in latent pixels
@@ -383,7 +383,7 @@ def _image_condition(self:LDM, cond, n:int):
 @torch.no_grad()
 def masked_condition(self:LDM, image:torch.Tensor, # (B, C, H, W) in [-1, 1]
                      mask:torch.Tensor) -> torch.Tensor: # (B, 1, H, W): 1 where to fill in, 0 where to keep
-    "The inpainting condition $[s\\,\\mathcal{E}(x \\odot (1 - m));\\ \\bar m]$: the masked image's latent and the mask averaged over each latent pixel."
+    "The inpainting condition $[s_z\\,\\mathcal{E}(x \\odot (1 - m));\\ \\bar m]$: the masked image's latent and the mask averaged over each latent pixel."
     self.check_images(image)
     B, _, H, W = image.shape
     if not torch.is_tensor(mask) or mask.ndim != 4 or tuple(mask.shape) != (B, 1, H, W):
@@ -524,7 +524,11 @@ def sample(self:LDM, n:int=None, # number of images; default: one per label/prom
         gen, z_T = None, torch.cat([torch.randn((1, *shape[1:])) for _ in range(n)])
     z_T = z_T.to(self.device)                               # z_T ~ N(0, I), drawn on the CPU
     rows = lambda v, sl: None if v is None else tuple(u[sl] for u in v) if isinstance(v, tuple) else v[sl]
-    amp = autocast_dtype(self.device, mixed_precision) if self.dtype == torch.float32 else None   # a 16- or 64-bit model runs in its own dtype
+    amp = autocast_dtype(self.device, mixed_precision)      # the choice is checked for every model
+    if self.dtype != torch.float32:                          # a 16- or 64-bit model runs in its own dtype
+        if mixed_precision != 'auto': raise ValueError(f"mixed_precision={mixed_precision!r} chooses the autocast of a float32 model; this one is "
+                                                       f"{self.dtype} and samples in it (convert it with .float() to sample under autocast)")
+        amp = None
     b = n if batch_size is None else batch_size
     was_training = self.training; self.eval()
     try:
@@ -641,7 +645,7 @@ def as_dataset(self:'LDM', data):
     return data
 
 class LatentDataset(Dataset):
-    "The rescaled latents $z = s\\,\\mathcal{E}(x)$ of an (image, condition) dataset, encoded once; items are (z, condition)."
+    "The rescaled latents $z = s_z\\,\\mathcal{E}(x)$ of an (image, condition) dataset, encoded once; items are (z, condition)."
     def __init__(self, ldm:LDM, dataset, batch_size:int=256, progress:bool=False):
         from tqdm.auto import tqdm
         zs, self.conds = [], []
@@ -719,7 +723,7 @@ def fit(self:LDM, dataset, # (image, label or caption) items, images in [-1, 1];
     if self.config.scale_factor is None: self.measure_scale_factor(dataset)
     latents = LatentDataset(self, dataset, progress=progress and distributed()[0] == 0)   # in memory; augmentations are drawn once, here
     was_training = self.training
-    # what a checkpoint must share to be resumed: the first stage, s, and the diffusion process (a schedule has no weights to disagree)
+    # what a checkpoint must share to be resumed: the first stage, s_z, and the diffusion process (a schedule has no weights to disagree)
     meta = dict(autoencoder=digest, **{k: getattr(self.config, k) for k in ('scale_factor', 'schedule', 'T', 'conditioning', 'p_uncond')})
     try: run = fit_loop(self.eps_model, self._ldm_loss_fn(), latents, cfg, device=device, ckpt_path=ckpt_path, progress=progress, meta=meta)
     finally: self.train(was_training)                        # the mode it came in with (the loop set the denoiser to train)
@@ -974,7 +978,7 @@ def train_recipe(recipe:Recipe, out, device=None, progress:bool=True):
         torch.manual_seed(recipe.train.seed)
         ldm = LDM(cfg, tokenizer=tokenizer)
         ae_logs = ldm.fit_autoencoder(data, recipe.autoencoder_train, ckpt_path=out/'autoencoder.pt', device=dev, progress=progress,
-                                      measure_scale=recipe.model.scale_factor is None,   # a recipe that fixes s keeps it
+                                      measure_scale=recipe.model.scale_factor is None,   # a recipe that fixes s_z keeps it
                                       disc_channels=recipe.disc_channels, disc_layers=recipe.disc_layers)
         hist = ldm.fit(data, recipe.train, ckpt_path=out/'diffusion.pt', device=dev, progress=progress)
     if rank == 0: ldm.save(out/'model')

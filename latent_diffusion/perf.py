@@ -105,7 +105,7 @@ def sd_v1_memory(height:int=512, width:int=512, batch:int=1, # images per prompt
         with torch.no_grad():
             z = torch.randn(B, unet.config.in_channels, height // ae.config.f, width // ae.config.f)
             unet(z, torch.full((B,), 500), torch.randn(B, 77, te.config.width))   # eps_theta(z_t, t, tau(y)); the text encoder's
-            ae.decode(z[:batch])                                   # x = D(z / s)     activations on 77 tokens are negligible
+            ae.decode(z[:batch])                                   # x = D(z / s_z)    activations on 77 tokens are negligible
     out['sample'] = fake_peak_memory(run, torch.float16).peak_total
     return out
 

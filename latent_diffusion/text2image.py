@@ -13,13 +13,13 @@ from .core import LDM
 def generate(ldm:LDM, prompt:str, # what to draw
              negative:str=None, # what to steer away from (replaces the empty prompt in guidance)
              guidance:float=3.0, steps:int=None, # as in `LDM.sample` (default DDIM, 50 steps at most T)
-             seed:int=0, n:int=4, sampler:str='ddim', batch_size:int=None, mixed_precision:str='auto', progress:bool=False) -> torch.Tensor:
+             seed:int=0, n:int=4, sampler:str='ddim', eta:float=None, batch_size:int=None, mixed_precision:str='auto', progress:bool=False) -> torch.Tensor:
     "`n` images in [-1, 1] for `prompt` from a text-conditional LDM."
     if ldm.config.conditioning != 'text':
         raise ValueError(f"generate needs a text-conditional LDM, this one has conditioning={ldm.config.conditioning!r}")
     if not isinstance(prompt, str): raise ValueError(f"prompt must be a string, got {type(prompt).__name__}")
     if negative == '': negative = None
-    return ldm.sample(n, cond=prompt, negative=negative, guidance=guidance, steps=steps, sampler=sampler, seed=seed, batch_size=batch_size,
+    return ldm.sample(n, cond=prompt, negative=negative, guidance=guidance, steps=steps, sampler=sampler, eta=eta, seed=seed, batch_size=batch_size,
                       mixed_precision=mixed_precision, progress=progress)
 
 def prompt_ui(ldm:LDM, n:int=4, prompt:str='a handwritten seven'):
