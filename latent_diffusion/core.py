@@ -975,7 +975,9 @@ def train_recipe(recipe:Recipe, out, device=None, progress:bool=True):
         cfg.vocab_size = tokenizer.vocab_size
     dev = default_device(device)
     with torch.random.fork_rng(devices=[dev] if dev.type == 'cuda' else []):   # the recipe's seed drives the run, and the caller's generator is left alone
-        torch.manual_seed(recipe.train.seed)
+        torch.default_generator.manual_seed(recipe.train.seed)              # the forked generators only: the CPU's and this device's
+        if dev.type == 'cuda':
+            with torch.cuda.device(dev): torch.cuda.manual_seed(recipe.train.seed)
         ldm = LDM(cfg, tokenizer=tokenizer)
         ae_logs = ldm.fit_autoencoder(data, recipe.autoencoder_train, ckpt_path=out/'autoencoder.pt', device=dev, progress=progress,
                                       measure_scale=recipe.model.scale_factor is None,   # a recipe that fixes s_z keeps it
