@@ -11,7 +11,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from einops import rearrange
-from .unet import group_norm, zero_module
+from .unet import group_norm, zero_module, check_mask
 
 # %% ../nbs/06_attention.ipynb #56872da9
 def attention(q, k, v, # (..., N, d), (..., M, d), (..., M, d_v)
@@ -44,10 +44,9 @@ class MultiHeadAttention(nn.Module):
         if ctx.ndim != 3 or ctx.shape[-1] != self.context_dim or ctx.shape[0] != x.shape[0]:
             raise ValueError(f"context must be ({x.shape[0]}, M, {self.context_dim}), got {tuple(ctx.shape)}")
         if mask is not None:
-            if mask.shape != ctx.shape[:2] or mask.dtype != torch.bool:      # a float mask would be added to the logits
-                raise ValueError(f"mask must be a bool tensor {tuple(ctx.shape[:2])}, got {mask.dtype} {tuple(mask.shape)}")
             # that every row keeps a token is checked once per call by the UNet and the text encoder, not here:
             # reading the mask's values is a host-device sync, which in every layer would stall a GPU
+            check_mask(mask, ctx.shape[:2], values=False)
             mask = mask[:, None, None, :]                               # (B, 1, 1, M): broadcast over heads, queries
         if causal:
             tril = torch.ones(x.shape[1], ctx.shape[1], dtype=torch.bool, device=x.device).tril()   # j <= i

@@ -24,7 +24,7 @@ from .samplers import sample as run_sampler, SAMPLERS
 from .conditioning import (ClassEmbedder, TextTokenizer, TextEncoder, ConditionedUNet, guided_eps,
                                            drop_labels, concat_condition)
 from .autoencoder import Autoencoder, AutoencoderConfig, AutoencoderTrainConfig, train_autoencoder
-from .train import TrainConfig, fit as fit_loop, autocast_dtype, distributed, atomic_write, check_fields
+from .train import TrainConfig, fit as fit_loop, autocast_dtype, distributed, atomic_write, check_fields, keeps_global_rng
 
 # %% ../nbs/10_core.ipynb #16243c5b
 @dataclass
@@ -55,10 +55,11 @@ class PixelSpace(nn.Module):
 
 CONDITIONINGS = (None, 'class', 'text', 'concat', 'inpaint')
 
-def _nearest_multiples(n:int, k:int) -> str:
-    "The multiples of `k` around `n`, for an error message: '32 or 48', or '16' below the first."
-    lo, hi = n // k * k, (n // k + 1) * k
-    return f"{lo} or {hi}" if lo else f"{hi}"
+def _check_image_size(size:int, k:int, why:str):
+    "Refuse an image size that `k` (f times the UNet's downsampling) does not divide, naming the multiples around it."
+    if size % k == 0: return
+    lo, hi = size // k * k, (size // k + 1) * k
+    raise ValueError(f"image_size={size} must be divisible by {k} ({why}): {f'{lo} or {hi}' if lo else hi} would do")
 
 @dataclass
 class LDMConfig:
@@ -117,9 +118,7 @@ class LDMConfig:
         ac = self.autoencoder_config(); uc = self.unet_config(ac.z_channels)   # both sub-configs' own checks (types, ranges), now;
         self.autoencoder = {k: getattr(ac, k) for k in self.autoencoder}   # their values as checked: NumPy numbers and arrays
         self.unet = {k: getattr(uc, k) for k in self.unet}                 # become ints, floats and tuples (JSON, asdict)
-        k = self.downsampling()
-        if self.image_size % k: raise ValueError(f"image_size={self.image_size} must be divisible by {k} (the first stage's f times the UNet's "
-                                                 f"downsampling): {_nearest_multiples(self.image_size, k)} would do")
+        _check_image_size(self.image_size, self.downsampling(), "the first stage's f times the UNet's downsampling")
 
     @classmethod
     def from_dict(cls, d:dict) -> 'LDMConfig':
@@ -184,9 +183,8 @@ class LDM(nn.Module):
         self._ae_untrained = None if autoencoder is not None or pixels else _fingerprint(self.autoencoder)   # fit warns while the built one is unchanged
         self.autoencoder.requires_grad_(False).eval()            # frozen while the diffusion model trains
         unet = UNet(c.unet_config(self.autoencoder.config.z_channels))
-        k = self.autoencoder.config.f * unet.config.downsampling  # a part's f may differ from the config's: checked again here
-        if c.image_size % k: raise ValueError(f"image_size={c.image_size} must be divisible by {k} (this first stage's f={self.autoencoder.config.f} "
-                                              f"times the UNet's downsampling): {_nearest_multiples(c.image_size, k)} would do")
+        f = self.autoencoder.config.f                            # a part's f may differ from the config's: checked again here
+        _check_image_size(c.image_size, f * unet.config.downsampling, f"this first stage's f={f} times the UNet's downsampling")
         if tokenizer is not None and c.conditioning != 'text':
             raise ValueError(f"a tokenizer is for text conditioning; this config has conditioning={c.conditioning!r}")
         if c.conditioning == 'class': self.eps_model = ConditionedUNet(unet, ClassEmbedder(c.n_classes, c.context_dim))
@@ -943,6 +941,7 @@ def _same_run(before:dict, now:dict) -> bool:
                          f"number ({', '.join(names)}): its labels would change meaning; train it into a new folder")
     return same
 
+@keeps_global_rng                                           # the recipe's seed drives the run; the caller's generators are left alone
 def train_recipe(recipe:Recipe, out, device=None, progress:bool=True):
     "Train both stages of `recipe` into the folder `out` (resuming from its checkpoints); returns (LDM, logs)."
     import copy
@@ -974,15 +973,14 @@ def train_recipe(recipe:Recipe, out, device=None, progress:bool=True):
         if rank != 0: tokenizer = TextTokenizer.from_file(tok_path, max_length=cfg.max_length)
         cfg.vocab_size = tokenizer.vocab_size
     dev = default_device(device)
-    with torch.random.fork_rng(devices=[dev] if dev.type == 'cuda' else []):   # the recipe's seed drives the run, and the caller's generator is left alone
-        torch.default_generator.manual_seed(recipe.train.seed)              # the forked generators only: the CPU's and this device's
-        if dev.type == 'cuda':
-            with torch.cuda.device(dev): torch.cuda.manual_seed(recipe.train.seed)
-        ldm = LDM(cfg, tokenizer=tokenizer)
-        ae_logs = ldm.fit_autoencoder(data, recipe.autoencoder_train, ckpt_path=out/'autoencoder.pt', device=dev, progress=progress,
-                                      measure_scale=recipe.model.scale_factor is None,   # a recipe that fixes s_z keeps it
-                                      disc_channels=recipe.disc_channels, disc_layers=recipe.disc_layers)
-        hist = ldm.fit(data, recipe.train, ckpt_path=out/'diffusion.pt', device=dev, progress=progress)
+    torch.default_generator.manual_seed(recipe.train.seed)      # the forked generators only: the CPU's and this device's
+    if dev.type == 'cuda':
+        with torch.cuda.device(dev): torch.cuda.manual_seed(recipe.train.seed)
+    ldm = LDM(cfg, tokenizer=tokenizer)
+    ae_logs = ldm.fit_autoencoder(data, recipe.autoencoder_train, ckpt_path=out/'autoencoder.pt', device=dev, progress=progress,
+                                  measure_scale=recipe.model.scale_factor is None,   # a recipe that fixes s_z keeps it
+                                  disc_channels=recipe.disc_channels, disc_layers=recipe.disc_layers)
+    hist = ldm.fit(data, recipe.train, ckpt_path=out/'diffusion.pt', device=dev, progress=progress)
     if rank == 0: ldm.save(out/'model')
     return ldm, dict(autoencoder=ae_logs, diffusion=hist)
 

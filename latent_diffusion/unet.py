@@ -133,10 +133,12 @@ class UNetConfig:
     def downsampling(self) -> int: return 2 ** (len(self.channel_mult) - 1)
 
 # %% ../nbs/03_unet.ipynb #d7d17c49
-def check_mask(mask, shape, name='mask'):
-    "Refuse a key mask that is not a bool tensor of `shape` (B, M), or that leaves an example no token to attend to."
+def check_mask(mask, shape, name='mask',
+               values:bool=True): # False: shape and dtype only, which reads nothing from the device (for every attention layer)
+    "Refuse a key mask that is not a bool tensor of `shape` (B, M), True for real tokens, or that leaves an example no token to attend to."
     if mask.shape != tuple(shape) or mask.dtype != torch.bool:        # a float mask would be added to the logits
-        raise ValueError(f"{name} must be a bool tensor {tuple(shape)}, True for real tokens; got {mask.dtype} {tuple(mask.shape)}")
+        raise ValueError(f"{name} must be a bool tensor {tuple(shape)}, got {mask.dtype} {tuple(mask.shape)} (True for real tokens)")
+    if not values: return
     empty = (~mask.any(1)).nonzero()                                  # one host-device sync per call, not per layer
     if len(empty): raise ValueError(f"{name} leaves example {int(empty[0])} with no token to attend to (softmax over no keys)")
 
